@@ -1,0 +1,29 @@
+"""ssesync: a synchronous Server-Sent Events client.
+
+Iterate a stream in a plain loop, or start it on a background thread with
+per-event-type handlers; spec-exact parsing over urllib3, reconnects with
+``Last-Event-ID``, backoff and deduplication.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ._event import Event, ReadyState
+from ._source import EventSource
+from .exceptions import SSEConnectionError, SSEError, SSEParsingError
+
+__version__ = "0.1.0"
+
+# A library stays silent until the application configures logging.
+logging.getLogger("ssesync").addHandler(logging.NullHandler())
+
+__all__ = [
+    "Event",
+    "EventSource",
+    "ReadyState",
+    "SSEConnectionError",
+    "SSEError",
+    "SSEParsingError",
+    "__version__",
+]

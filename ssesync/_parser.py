@@ -1,0 +1,229 @@
+"""The event-stream parser: bytes in, events out, no I/O.
+
+It implements the "interpreting an event stream" rules of the WHATWG HTML
+standard's Server-sent events section, and it is the hot path of every
+source, so it is built around bulk string operations on whole reads rather
+than a loop per line or per character.
+
+Strategy. Each read is decoded once with an incremental UTF-8 decoder (a
+character split across reads comes out whole; invalid bytes become U+FFFD).
+Line ends are then normalised to LF in one ``replace`` pass: CRLF and a lone
+CR both become LF. A CR that ends a read already ends its line — so
+``data: x\\r\\r`` dispatches without waiting — and we remember to drop an LF
+that starts the next read, which completes the same CRLF. After that, a blank
+line is simply ``"\\n\\n"``, so the decoded text splits into whole blocks with
+``rfind`` and ``split``. What follows the last blank line is kept as a list of
+pieces that is only joined once its block completes; each new read is
+searched on its own (plus the one character of overlap at the seam), so the
+cost stays linear however a large event is cut into reads. The size of those
+pieces is what ``max_event_size`` bounds: a server that never sends a blank
+line cannot make the parser hold more than that.
+
+Blocks of the common shape ``data: <text>`` take a fast path that builds the
+event directly; every other block goes through the field-by-field rules.
+"""
+
+from __future__ import annotations
+
+import codecs
+from typing import Optional, Union
+
+from ._event import Event
+from .exceptions import SSEParsingError
+
+__all__ = ["DEFAULT_MAX_EVENT_SIZE", "Parser"]
+
+#: The default bound on one line or event, in characters: 32 MiB.
+DEFAULT_MAX_EVENT_SIZE = 32 * 1024 * 1024
+
+_new_event = tuple.__new__
+
+
+class Parser:
+    """Turns the bytes of one event stream into events and comments.
+
+    A parser belongs to one connection: a reconnect starts a new one, seeded
+    with the last event ID, so that a block cut off by the dropped connection
+    is discarded (the specification's rule for an incomplete final event).
+
+    :param last_event_id: the last event ID carried over from earlier streams.
+    :param max_event_size: the longest line or event accepted, in characters;
+        anything longer raises :class:`~ssesync.SSEParsingError`.
+    :param strict: raise :class:`~ssesync.SSEParsingError` for violations that
+        the specification tells clients to ignore (invalid UTF-8, an invalid
+        ``retry`` value, an ``id`` containing NUL, an unknown field name).
+    """
+
+    __slots__ = (
+        "_after_cr",
+        "_bom_checked",
+        "_decode",
+        "_max_size",
+        "_pending",
+        "_pending_ends_lf",
+        "_pending_size",
+        "_strict",
+        "last_event_id",
+        "retry",
+    )
+
+    def __init__(
+        self,
+        *,
+        last_event_id: str = "",
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        strict: bool = False,
+    ) -> None:
+        if max_event_size <= 0:
+            raise ValueError("max_event_size must be positive")
+        errors = "strict" if strict else "replace"
+        self._decode = codecs.getincrementaldecoder("utf-8")(errors).decode
+        self._bom_checked = False
+        self._after_cr = False
+        self._pending: list[str] = []
+        self._pending_size = 0
+        self._pending_ends_lf = False
+        self._max_size = max_event_size
+        self._strict = strict
+        #: The last event ID as of the newest dispatched block.
+        self.last_event_id = last_event_id
+        #: The newest valid ``retry:`` value in ms; the reader resets it to
+        #: ``None`` once applied. It is set even by blocks that carry no data,
+        #: as the specification applies ``retry`` when the field is read.
+        self.retry: Optional[int] = None
+
+    @property
+    def buffered(self) -> int:
+        """How many characters of an unfinished block are held."""
+        return self._pending_size
+
+    def feed(self, data: bytes) -> list[Union[Event, str]]:
+        """Parse the next bytes of the stream.
+
+        :returns: the events completed by these bytes, in order, with the text
+            of any comment lines (as ``str``) in their place among them.
+        :raises SSEParsingError: when a line or event exceeds
+            ``max_event_size``, or on a violation in strict mode.
+        """
+        try:
+            text = self._decode(data)
+        except UnicodeDecodeError as exc:
+            raise SSEParsingError(f"invalid UTF-8 in the event stream: {exc.reason}") from exc
+        if not text:
+            return []
+        if not self._bom_checked:
+            self._bom_checked = True
+            if text[0] == "\ufeff":
+                text = text[1:]
+        if self._after_cr:
+            # The previous read ended with CR: an LF here completes that CRLF.
+            self._after_cr = False
+            if text[:1] == "\n":
+                text = text[1:]
+        if "\r" in text:
+            self._after_cr = text[-1] == "\r"
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if not text:
+            return []
+
+        out: list[Union[Event, str]] = []
+        pending = self._pending
+        if pending and self._pending_ends_lf and text[0] == "\n":
+            # The blank line that ends the pending block falls on the seam.
+            block = "".join(pending)
+            self._clear_pending()
+            self._process_block(block, out)
+            text = text[1:]
+            if not text:
+                return out
+
+        cut = text.rfind("\n\n")
+        if cut < 0:
+            self._add_pending(text)
+            return out
+
+        head = text[:cut]
+        rest = text[cut + 2 :]
+        if pending:
+            head = "".join(pending) + head
+            self._clear_pending()
+        if len(head) > self._max_size:
+            self._check_block_sizes(head)
+
+        append = out.append
+        last_event_id = self.last_event_id
+        for block in head.split("\n\n"):
+            if block[:6] == "data: " and "\n" not in block:
+                append(_new_event(Event, (block[6:], None, None, None, last_event_id)))
+            else:
+                self._process_block(block, out)
+                last_event_id = self.last_event_id
+        if rest:
+            self._add_pending(rest)
+        return out
+
+    # -- internals -------------------------------------------------------------
+    def _add_pending(self, text: str) -> None:
+        size = self._pending_size + len(text)
+        if size > self._max_size:
+            self._clear_pending()
+            raise SSEParsingError(
+                f"an event or line exceeds max_event_size ({self._max_size} characters)"
+            )
+        self._pending.append(text)
+        self._pending_size = size
+        self._pending_ends_lf = text[-1] == "\n"
+
+    def _clear_pending(self) -> None:
+        self._pending = []
+        self._pending_size = 0
+        self._pending_ends_lf = False
+
+    def _check_block_sizes(self, head: str) -> None:
+        for block in head.split("\n\n"):
+            if len(block.strip("\n")) > self._max_size:
+                raise SSEParsingError(
+                    f"an event exceeds max_event_size ({self._max_size} characters)"
+                )
+
+    def _process_block(self, block: str, out: list[Union[Event, str]]) -> None:
+        """Apply the field rules to one block (its lines, without blank ones)."""
+        block = block.strip("\n")
+        if not block:
+            return
+        strict = self._strict
+        data: list[str] = []
+        event_type: Optional[str] = None
+        event_id: Optional[str] = None
+        retry: Optional[int] = None
+        for line in block.split("\n"):
+            name, colon, value = line.partition(":")
+            if colon and value[:1] == " ":
+                value = value[1:]
+            if name == "data":
+                data.append(value)
+            elif not name:
+                out.append(value)  # a comment line: ": text"
+            elif name == "event":
+                event_type = value
+            elif name == "id":
+                if "\0" not in value:
+                    event_id = value
+                elif strict:
+                    raise SSEParsingError("an id field contains NUL")
+            elif name == "retry":
+                if value.isdigit() and value.isascii():
+                    retry = int(value)
+                    self.retry = retry
+                elif strict:
+                    raise SSEParsingError(f"invalid retry value {value[:40]!r}")
+            elif strict:
+                raise SSEParsingError(f"unknown field {name[:40]!r}")
+        if event_id is not None:
+            self.last_event_id = event_id
+        if data:
+            out.append(
+                _new_event(
+                    Event, ("\n".join(data), event_type, event_id, retry, self.last_event_id)
+                )
+            )

@@ -1,0 +1,97 @@
+"""Reconnect delays: backoff, jitter, the server's ``retry:`` and ``Retry-After``.
+
+Pure arithmetic with no sleeping and no clock of its own, so every rule is a
+one-line test. The read loop asks :meth:`Backoff.next_delay` how long to wait
+before each reconnect and tells it when a connection proved healthy.
+
+The rules: the base delay is ``retry_delay`` until the server sends a
+``retry:`` field, which replaces it. Each consecutive failed attempt doubles
+the delay, up to ``max_retry_delay``. Each wait is drawn uniformly between half
+and all of the current delay, so many clients dropped together do not come
+back together. A ``Retry-After`` from the server is a floor for the wait,
+itself capped by ``max_retry_delay``. A connection that stayed healthy (it
+delivered an event, or stayed open for :data:`HEALTHY_AFTER` seconds) resets
+the count, so the next reconnect waits the base delay again.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from typing import Callable, Optional
+
+__all__ = ["HEALTHY_AFTER", "Backoff", "parse_retry_after"]
+
+#: Seconds a connection must stay open to count as healthy without an event.
+HEALTHY_AFTER = 5.0
+
+
+class Backoff:
+    """The reconnect delay of one source.
+
+    :param retry_delay: the base delay in ms.
+    :param max_retry_delay: the cap in ms.
+    :param max_retries: consecutive failed attempts allowed, ``None`` for no limit.
+    :param random: a source of floats in ``[0, 1)``, replaceable in tests.
+    """
+
+    def __init__(
+        self,
+        retry_delay: float,
+        max_retry_delay: float,
+        max_retries: Optional[int] = None,
+        random: Callable[[], float] = random.random,
+    ) -> None:
+        if retry_delay < 0 or max_retry_delay < 0:
+            raise ValueError("retry delays must not be negative")
+        if max_retries is not None and max_retries < 0:
+            raise ValueError("max_retries must not be negative")
+        self.base_ms = float(retry_delay)
+        self.max_ms = float(max_retry_delay)
+        self.max_retries = max_retries
+        self.attempts = 0
+        self._random = random
+
+    def set_server_delay(self, ms: int) -> None:
+        """Apply a ``retry:`` field: it replaces the base delay."""
+        self.base_ms = float(ms)
+
+    def reset(self) -> None:
+        """A connection proved healthy: the next reconnect waits the base delay."""
+        self.attempts = 0
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the attempts counted so far exceed ``max_retries``."""
+        return self.max_retries is not None and self.attempts > self.max_retries
+
+    def next_delay(self, retry_after: Optional[float] = None) -> float:
+        """Count one more attempt and return the seconds to wait before it.
+
+        :param retry_after: seconds from the server's ``Retry-After``, if any.
+        """
+        self.attempts += 1
+        current = min(self.max_ms, self.base_ms * 2.0 ** min(self.attempts - 1, 62))
+        wait = current * (0.5 + 0.5 * self._random())
+        if retry_after is not None and retry_after > 0:
+            wait = max(wait, min(retry_after * 1000.0, self.max_ms))
+        return wait / 1000.0
+
+
+def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit() and value.isascii():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None  # type: ignore[unreachable]  # older Pythons return None
+    if now is None:
+        now = time.time()
+    return max(0.0, when.timestamp() - now)

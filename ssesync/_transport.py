@@ -1,0 +1,426 @@
+"""The HTTP edge: send the request, hand back a byte stream, map failures.
+
+The read loop sees only three small things from here: a :class:`Request` it
+builds, a :class:`Transport` whose ``open()`` returns a :class:`Stream` (or
+raises :class:`~ssesync.SSEConnectionError`), and :func:`check_response`,
+which applies the status and content-type rules that every backend shares.
+Backend exceptions are translated in exactly one function per backend
+(:func:`urllib3_error` here); nothing else in ssesync catches them.
+
+Aborting from another thread. ``close()`` and ``reconnect()`` must unblock a
+read even when the server is silent, and also a connection attempt still
+waiting for the response headers. Each attempt has an :class:`Attempt`
+object; the sockets our own connection classes open register with the attempt
+of the thread that opens them, and the response does once it exists.
+``Attempt.abort()`` shuts those sockets down, which makes a blocked ``recv``
+in the reading thread return at once; the reading thread then closes them
+itself, so a descriptor is never closed under a thread that still uses it.
+With a caller's own pool manager only the response can be registered: an
+attempt still waiting for headers there ends at its timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.client import HTTPException
+from typing import Any, Optional, Protocol, Union
+from urllib.parse import urlsplit, urlunsplit
+
+import urllib3
+from urllib3 import exceptions as u3exc
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.retry import Retry
+
+from ._retry import parse_retry_after
+from .exceptions import SSEConnectionError
+
+__all__ = [
+    "MAX_REDIRECTS",
+    "READ_SIZE",
+    "Attempt",
+    "Request",
+    "Stream",
+    "Transport",
+    "Urllib3Transport",
+    "check_response",
+    "redact_url",
+]
+
+log = logging.getLogger("ssesync")
+
+#: The most bytes asked for in one read; a read returns whatever has arrived.
+READ_SIZE = 65536
+#: Redirects followed for one connection attempt before giving up.
+MAX_REDIRECTS = 10
+#: Statuses worth retrying: the server is overloaded, restarting or throttling.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+Timeout = tuple[Optional[float], Optional[float]]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request of a source; built afresh for every attempt."""
+
+    method: str
+    url: str
+    headers: Mapping[str, Union[str, bytes]]
+    body: Optional[bytes]
+    timeout: Timeout
+
+
+class Stream(Protocol):
+    """An open response: its status and headers, and its body as reads."""
+
+    status: int
+    headers: Mapping[str, str]
+
+    def read(self) -> bytes:
+        """The next bytes that have arrived (blocking until some have); ``b""`` at the end."""
+
+    def abort(self) -> None:
+        """Make a read blocked in another thread return; safe from any thread."""
+
+    def close(self, reuse: bool = False) -> None:
+        """Release the response; ``reuse`` returns a finished connection to the pool."""
+
+
+class Transport(Protocol):
+    """Sends requests; one per source, or one shared by an :class:`~ssesync.SSEClient`."""
+
+    def open(self, request: Request, attempt: Attempt) -> Stream:
+        """Send ``request`` and return the response once its headers arrived."""
+
+    def close(self) -> None:
+        """Release what the transport owns (its pools)."""
+
+
+class Attempt:
+    """One connection attempt, abortable from any thread (see the module doc)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._aborted = False
+        self._sockets: list[socket.socket] = []
+        self._stream: Optional[Stream] = None
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted
+
+    def attach_socket(self, sock: Optional[socket.socket]) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            if not self._aborted:
+                if sock not in self._sockets:
+                    self._sockets.append(sock)
+                return
+        _shutdown(sock)
+
+    def attach_stream(self, stream: Stream) -> None:
+        with self._lock:
+            if not self._aborted:
+                self._stream = stream
+                return
+        stream.abort()
+
+    def abort(self) -> None:
+        with self._lock:
+            self._aborted = True
+            sockets, self._sockets = self._sockets, []
+            stream = self._stream
+        for sock in sockets:
+            _shutdown(sock)
+        if stream is not None:
+            stream.abort()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, ValueError, AttributeError):
+        pass  # already closed, or never connected: nothing to unblock
+
+
+# The attempt of the thread that is currently inside Transport.open().
+_current = threading.local()
+
+
+def _register_socket(sock: Optional[socket.socket]) -> None:
+    attempt: Optional[Attempt] = getattr(_current, "attempt", None)
+    if attempt is not None:
+        attempt.attach_socket(sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    """An HTTP connection that registers its socket with the current attempt."""
+
+    def connect(self) -> None:
+        super().connect()
+        _register_socket(self.sock)
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        _register_socket(self.sock)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    """The HTTPS twin of :class:`_WatchedHTTPConnection`."""
+
+    def connect(self) -> None:
+        super().connect()
+        _register_socket(self.sock)
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        _register_socket(self.sock)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+def build_pool_manager(
+    *,
+    verify: Union[bool, str] = True,
+    cert: Union[str, tuple[str, str], None] = None,
+    proxy: Optional[str] = None,
+    ca_certs: Optional[str] = None,
+    ssl_context: Optional[ssl.SSLContext] = None,
+    maxsize: int = 1,
+) -> urllib3.PoolManager:
+    """A pool manager with abortable connections and the TLS options users expect.
+
+    :param verify: ``True`` to verify server certificates (the default),
+        ``False`` to skip verification, or the path of a CA bundle.
+    :param cert: a client certificate: a path to a PEM file with the key, or a
+        ``(cert, key)`` pair of paths.
+    :param proxy: an ``http://`` or ``https://`` proxy URL.
+    :param ca_certs: a CA bundle path (the same as a path given as ``verify``).
+    :param ssl_context: an :class:`ssl.SSLContext` to use as it is.
+    """
+    kwargs: dict[str, Any] = {"maxsize": maxsize, "block": False}
+    if ssl_context is not None:
+        kwargs["ssl_context"] = ssl_context
+    if verify is False:
+        kwargs["cert_reqs"] = "CERT_NONE"
+        kwargs["assert_hostname"] = False
+    else:
+        kwargs["cert_reqs"] = "CERT_REQUIRED"
+        bundle = verify if isinstance(verify, str) else ca_certs
+        if bundle is not None:
+            kwargs["ca_certs"] = bundle
+    if cert is not None:
+        if isinstance(cert, str):
+            kwargs["cert_file"] = cert
+        else:
+            kwargs["cert_file"], kwargs["key_file"] = cert
+    manager: urllib3.PoolManager
+    if proxy is not None:
+        manager = urllib3.ProxyManager(proxy, **kwargs)
+    else:
+        manager = urllib3.PoolManager(**kwargs)
+    manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+    return manager
+
+
+class _Urllib3Stream:
+    """A urllib3 response read with ``read1``: whatever bytes have arrived."""
+
+    __slots__ = ("_read1", "_response", "_url", "headers", "status")
+
+    def __init__(self, response: urllib3.BaseHTTPResponse, url: str) -> None:
+        self._response = response
+        self._read1 = response.read1
+        self._url = url
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+
+    def read(self) -> bytes:
+        try:
+            return self._read1(READ_SIZE) or b""
+        except (u3exc.HTTPError, HTTPException, OSError) as exc:
+            raise urllib3_error(exc, self._url) from exc
+
+    def abort(self) -> None:
+        try:
+            self._response.shutdown()
+        except (ValueError, RuntimeError, OSError, AttributeError):
+            pass  # released, closed or not a socket: nothing is blocked on it
+
+    def close(self, reuse: bool = False) -> None:
+        response = self._response
+        try:
+            if not reuse:
+                response.close()
+            response.release_conn()
+        except (u3exc.HTTPError, HTTPException, OSError, ValueError):
+            log.debug("error while closing a response", exc_info=True)
+
+
+class Urllib3Transport:
+    """Sends requests through a :class:`urllib3.PoolManager`.
+
+    :param pool_manager: a caller's manager (kept open when we close), or
+        ``None`` to build one from ``tls`` options (closed with us).
+    """
+
+    def __init__(
+        self, pool_manager: Optional[urllib3.PoolManager] = None, **tls: Any
+    ) -> None:
+        self._owns_pool = pool_manager is None
+        self.pool_manager = pool_manager if pool_manager is not None else build_pool_manager(**tls)
+        self._retries = Retry(
+            total=None,
+            connect=0,
+            read=0,
+            redirect=MAX_REDIRECTS,
+            status=0,
+            other=0,
+            raise_on_redirect=True,
+            raise_on_status=False,
+            respect_retry_after_header=False,
+        )
+
+    def open(self, request: Request, attempt: Attempt) -> Stream:
+        connect, read = request.timeout
+        _current.attempt = attempt
+        try:
+            response = self.pool_manager.urlopen(
+                request.method,
+                request.url,
+                body=request.body,
+                headers=dict(request.headers),
+                preload_content=False,
+                redirect=True,
+                retries=self._retries,
+                timeout=urllib3.Timeout(connect=connect, read=read),
+            )
+        except (u3exc.HTTPError, HTTPException, OSError) as exc:
+            raise urllib3_error(exc, request.url) from exc
+        finally:
+            _current.attempt = None
+        stream = _Urllib3Stream(response, request.url)
+        attempt.attach_stream(stream)
+        return stream
+
+    def close(self) -> None:
+        if self._owns_pool:
+            self.pool_manager.clear()
+
+
+def urllib3_error(exc: BaseException, url: str) -> SSEConnectionError:
+    """Translate a urllib3 / socket failure into an :class:`SSEConnectionError`."""
+    where = redact_url(url)
+    if isinstance(exc, u3exc.MaxRetryError):
+        reason = exc.reason
+        if isinstance(reason, u3exc.ResponseError):
+            return SSEConnectionError(
+                f"too many redirects (more than {MAX_REDIRECTS}) for {where}",
+                url=where,
+                retryable=False,
+            )
+        if reason is not None:
+            return urllib3_error(reason, url)
+    if isinstance(exc, u3exc.ReadTimeoutError):
+        return SSEConnectionError(f"read timed out on {where}", url=where)
+    if isinstance(exc, u3exc.ConnectTimeoutError):
+        return SSEConnectionError(f"connecting to {where} timed out", url=where)
+    if isinstance(exc, u3exc.NameResolutionError):
+        return SSEConnectionError(f"cannot resolve the host of {where}", url=where)
+    if isinstance(exc, u3exc.NewConnectionError):
+        return SSEConnectionError(f"cannot connect to {where}: {_cause_text(exc)}", url=where)
+    if isinstance(exc, u3exc.SSLError):
+        verify_failed = "CERTIFICATE_VERIFY_FAILED" in str(exc) or isinstance(
+            exc.__context__, ssl.SSLCertVerificationError
+        )
+        return SSEConnectionError(
+            f"TLS error with {where}: {_cause_text(exc)}",
+            url=where,
+            retryable=not verify_failed,
+        )
+    if isinstance(exc, u3exc.ProxyError):
+        return SSEConnectionError(f"proxy error for {where}: {_cause_text(exc)}", url=where)
+    if isinstance(exc, (u3exc.LocationValueError, u3exc.URLSchemeUnknown)):
+        return SSEConnectionError(f"invalid URL {where}: {exc}", url=where, retryable=False)
+    if isinstance(exc, (u3exc.ProtocolError, HTTPException, OSError)):
+        return SSEConnectionError(f"connection to {where} broke: {_cause_text(exc)}", url=where)
+    return SSEConnectionError(f"HTTP error with {where}: {exc}", url=where)
+
+
+def _cause_text(exc: BaseException) -> str:
+    """The innermost useful message of an exception chain (no headers in it)."""
+    inner: BaseException = exc
+    for _ in range(5):
+        nxt = inner.args[1] if len(inner.args) > 1 and isinstance(inner.args[1], BaseException) else None
+        nxt = nxt or inner.__cause__ or inner.__context__
+        if nxt is None:
+            break
+        inner = nxt
+    text = str(inner) or type(inner).__name__
+    return text
+
+
+def check_response(stream: Stream, url: str) -> None:
+    """Apply the status and content-type rules to an opened response.
+
+    ``200`` with ``text/event-stream`` passes; everything else raises
+    :class:`SSEConnectionError`, marked retryable for ``5xx``, ``408`` and
+    ``429`` (with the server's ``Retry-After``). ``204`` is left to the
+    caller, for whom it means a clean end.
+    """
+    status = stream.status
+    headers = stream.headers
+    where = redact_url(url)
+    if status == 200:
+        content_type = headers.get("Content-Type") or ""
+        if content_type.split(";", 1)[0].strip().lower() != "text/event-stream":
+            raise SSEConnectionError(
+                f"expected Content-Type text/event-stream from {where}, "
+                f"got {content_type[:100]!r}",
+                status=status,
+                headers=headers,
+                url=where,
+                retryable=False,
+            )
+        return
+    if 300 <= status < 400:
+        message = f"HTTP {status} redirect from {where} without a usable Location header"
+    else:
+        message = f"HTTP {status} from {where}"
+    raise SSEConnectionError(
+        message,
+        status=status,
+        headers=headers,
+        url=where,
+        retryable=status >= 500 or status in RETRYABLE_STATUSES,
+        retry_after=parse_retry_after(headers.get("Retry-After")),
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL without credentials or query string: safe to log and to show."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
