@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from ._client import SSEClient, SSEConnection
 from ._event import Event, ReadyState
 from ._source import EventSource
 from .exceptions import SSEConnectionError, SSEError, SSEParsingError
@@ -22,6 +23,8 @@ __all__ = [
     "Event",
     "EventSource",
     "ReadyState",
+    "SSEClient",
+    "SSEConnection",
     "SSEConnectionError",
     "SSEError",
     "SSEParsingError",

@@ -56,7 +56,7 @@ class Event(tuple):  # type: ignore[type-arg]
         cls,
         data: str = "",
         event: Optional[str] = None,
-        id: Optional[str] = None,  # noqa: A002 - the field is called id
+        id: Optional[str] = None,
         retry: Optional[int] = None,
         last_event_id: str = "",
     ) -> Event:
@@ -106,7 +106,7 @@ class Event(tuple):  # type: ignore[type-arg]
     def __contains__(self, key: object) -> bool:
         return key in _INDEX
 
-    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[str]:
         return iter(_KEYS)
 
     def __len__(self) -> int:

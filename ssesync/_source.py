@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, MutableMapping
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 from urllib.parse import urlencode, urlsplit
 
 import blinker
@@ -65,7 +65,7 @@ Dispatcher = Callable[[Callable[[], None]], Any]
 Body = Union[bytes, str, Mapping[str, Any], list[tuple[str, Any]], None]
 
 
-def _normalise_timeout(timeout: Union[float, Timeout, None, urllib3.Timeout]) -> Timeout:
+def _normalise_timeout(timeout: Union[float, Timeout, urllib3.Timeout, None]) -> Timeout:
     if timeout is None:
         return (None, None)
     if isinstance(timeout, urllib3.Timeout):
@@ -186,7 +186,7 @@ class EventSource:
         retry_delay: float = 3000,
         max_retry_delay: float = 30000,
         max_retries: Optional[int] = None,
-        timeout: Union[float, Timeout, None, urllib3.Timeout] = DEFAULT_TIMEOUT,
+        timeout: Union[float, Timeout, urllib3.Timeout, None] = DEFAULT_TIMEOUT,
         dedupe: bool = True,
         strict: bool = False,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
@@ -240,7 +240,9 @@ class EventSource:
         elif session is not None:
             from ._requests import RequestsTransport
 
-            self._transport = RequestsTransport(session, verify=verify, cert=cert, proxy=proxy)
+            self._transport = RequestsTransport(
+                session, verify=None if verify is True else verify, cert=cert, proxy=proxy
+            )
         else:
             self._transport = Urllib3Transport(
                 pool_manager,
@@ -262,6 +264,7 @@ class EventSource:
         self._loop_thread: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
         self._finalized = False
+        self._opened_stream: Optional[Stream] = None
 
         self._signals = blinker.Namespace()
         self._handlers: dict[str, tuple[Handler, ...]] = {}
@@ -285,7 +288,7 @@ class EventSource:
         return f"<{type(self).__name__} {redact_url(self.url)} {self.ready_state.name}>"
 
     # -- handlers and hooks ----------------------------------------------------
-    def on(self, type: str, handler: Optional[F] = None) -> Any:  # noqa: A002
+    def on(self, type: str, handler: Optional[F] = None) -> Any:
         """Call ``handler(event)`` for each event of ``type``.
 
         Events without an ``event:`` field have the type ``"message"``. The
@@ -298,7 +301,7 @@ class EventSource:
         self._handlers.pop(type, None)
         return handler
 
-    def off(self, type: str, handler: Handler) -> None:  # noqa: A002
+    def off(self, type: str, handler: Handler) -> None:
         """Stop calling ``handler`` for events of ``type``."""
         self._signals.signal(type).disconnect(handler)
         self._handlers.pop(type, None)
@@ -394,7 +397,7 @@ class EventSource:
             log.exception("unexpected error in the ssesync reader thread")
             self._report_error(exc)
 
-    def _receivers(self, type: str) -> tuple[Handler, ...]:  # noqa: A002
+    def _receivers(self, type: str) -> tuple[Handler, ...]:
         handlers = tuple(self._signals.signal(type).receivers_for(blinker.ANY))
         self._handlers[type] = handlers
         return handlers
@@ -452,6 +455,22 @@ class EventSource:
             except ValueError:
                 pass  # called from a hook inside the loop: it will leave by itself
 
+    def _open_now(self) -> None:
+        """Connect in the caller's thread, before iteration or :meth:`start`.
+
+        The opened stream is kept for the loop to read first. A failure that
+        ends the source is raised here; a ``204`` ends the source at once.
+        """
+        try:
+            stream = self._connect()
+        except BaseException:
+            self._finalize()
+            raise
+        if stream is None:
+            self._closing = True
+            self._finalize()
+        self._opened_stream = stream
+
     def reconnect(self) -> None:
         """Drop the current connection and connect again at once.
 
@@ -503,7 +522,9 @@ class EventSource:
         delivered_before = False
         try:
             while True:
-                stream = self._connect()
+                stream, self._opened_stream = self._opened_stream, None
+                if stream is None:
+                    stream = self._connect()
                 if stream is None:
                     return
                 parser = Parser(
@@ -534,19 +555,19 @@ class EventSource:
                             if item.__class__ is not Event:
                                 self._comment(item)  # type: ignore[arg-type]
                                 continue
-                            self._last_event_id = item.last_event_id  # type: ignore[union-attr]
+                            self._last_event_id = item.last_event_id
                             if recent_ids is not None:
-                                event_id = item.id  # type: ignore[union-attr]
+                                event_id = item.id
                                 if event_id:
                                     if not recent_ids.add(event_id):
                                         continue
-                                elif check_replay and item.data == last_data:  # type: ignore[union-attr]
+                                elif check_replay and item.data == last_data:
                                     check_replay = False
                                     continue
                                 check_replay = False
-                                last_data = item.data  # type: ignore[union-attr]
+                                last_data = item.data
                             delivered = True
-                            yield item  # type: ignore[misc]
+                            yield item
                         self._last_event_id = parser.last_event_id
                 except SSEError as exc:
                     error = exc
@@ -583,7 +604,7 @@ class EventSource:
             self._reconnect_requested = False
             attempt = Attempt()
             with self._lock:
-                if self._closing:
+                if self._stopping():
                     return None
                 self._attempt = attempt
             request = self._build_request()
@@ -591,13 +612,13 @@ class EventSource:
             try:
                 stream = self._transport.open(request, attempt)
             except SSEConnectionError as exc:
-                if self._closing:
+                if self._stopping():
                     return None
                 if self._take_reconnect_request():
                     continue
                 self._after_failure(exc)
                 continue
-            if self._closing:
+            if self._stopping():
                 stream.close()
                 return None
             if stream.status == 204:
@@ -616,6 +637,10 @@ class EventSource:
                 self._call_hook(hook, self)
             return stream
         return None
+
+    def _stopping(self) -> bool:
+        """Whether close() was called (a call, so type checkers don't narrow it)."""
+        return self._closing
 
     def _build_request(self) -> Request:
         headers: HTTPHeaderDict = HTTPHeaderDict(
@@ -659,7 +684,7 @@ class EventSource:
         self._report_error(error)
         self._sleep(delay)
 
-    def _fail(self, error: SSEError) -> None:
+    def _fail(self, error: SSEError) -> NoReturn:
         self.ready_state = ReadyState.CLOSED
         log.error("%s", error)
         self._report_error(error)

@@ -363,7 +363,8 @@ def _cause_text(exc: BaseException) -> str:
     """The innermost useful message of an exception chain (no headers in it)."""
     inner: BaseException = exc
     for _ in range(5):
-        nxt = inner.args[1] if len(inner.args) > 1 and isinstance(inner.args[1], BaseException) else None
+        args = inner.args
+        nxt = args[1] if len(args) > 1 and isinstance(args[1], BaseException) else None
         nxt = nxt or inner.__cause__ or inner.__context__
         if nxt is None:
             break

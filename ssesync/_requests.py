@@ -1,0 +1,129 @@
+"""A transport through a caller's ``requests.Session`` (optional dependency).
+
+Legacy code often has a configured session — auth, cookies, proxies, mounted
+adapters — and wants its streams to go through it. The request is sent with
+``stream=True`` and the body is read from the underlying urllib3 response
+with ``read1``, so parsing, latency and reconnects are exactly those of the
+default transport. Only the sending and the exception mapping differ.
+
+Session settings win unless the source was given its own: ``verify``,
+``cert`` and ``proxy`` are passed per request only when set explicitly, so a
+session's own ``verify`` or ``proxies`` are not silently overridden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional, Union
+
+from urllib3 import exceptions as u3exc
+
+from ._transport import (
+    READ_SIZE,
+    Attempt,
+    Request,
+    Stream,
+    redact_url,
+    urllib3_error,
+)
+from .exceptions import SSEConnectionError
+
+try:
+    import requests
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "session= needs the requests package: pip install 'ssesync[requests]'"
+    ) from exc
+
+__all__ = ["RequestsTransport"]
+
+
+class _RequestsStream:
+    __slots__ = ("_raw", "_read1", "_response", "_url", "headers", "status")
+
+    def __init__(self, response: Any, url: str) -> None:
+        self._response = response
+        self._raw = response.raw
+        self._url = url
+        self.status: int = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+        self._read1 = self._raw.read1
+
+    def read(self) -> bytes:
+        try:
+            return self._read1(READ_SIZE, decode_content=True) or b""
+        except (u3exc.HTTPError, OSError) as exc:
+            raise urllib3_error(exc, self._url) from exc
+
+    def abort(self) -> None:
+        try:
+            self._raw.shutdown()
+        except (ValueError, RuntimeError, OSError, AttributeError):
+            pass  # a mocked body, or already released: nothing blocks on it
+
+    def close(self, reuse: bool = False) -> None:
+        try:
+            if not reuse:
+                self._raw.close()
+            self._response.close()
+        except (u3exc.HTTPError, OSError, ValueError):
+            pass
+
+
+class RequestsTransport:
+    """Sends requests through a ``requests.Session`` owned by the caller."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        *,
+        verify: Union[bool, str, None] = None,
+        cert: Union[str, tuple[str, str], None] = None,
+        proxy: Optional[str] = None,
+    ) -> None:
+        self.session = session
+        self._options: dict[str, Any] = {}
+        if verify is not None:
+            self._options["verify"] = verify
+        if cert is not None:
+            self._options["cert"] = cert
+        if proxy is not None:
+            self._options["proxies"] = {"http": proxy, "https": proxy}
+
+    def open(self, request: Request, attempt: Attempt) -> Stream:
+        try:
+            response = self.session.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                data=request.body,
+                stream=True,
+                timeout=request.timeout,
+                allow_redirects=True,
+                **self._options,
+            )
+        except requests.RequestException as exc:
+            raise requests_error(exc, request.url) from exc
+        stream = _RequestsStream(response, request.url)
+        attempt.attach_stream(stream)
+        return stream
+
+    def close(self) -> None:
+        """The session belongs to the caller: it stays open."""
+
+
+def requests_error(exc: requests.RequestException, url: str) -> SSEConnectionError:
+    """Translate a ``requests`` failure into an :class:`SSEConnectionError`."""
+    where = redact_url(url)
+    if isinstance(exc, requests.TooManyRedirects):
+        return SSEConnectionError(f"too many redirects for {where}", url=where, retryable=False)
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
+        return SSEConnectionError(f"invalid request for {where}: {exc}", url=where,
+                                  retryable=False)
+    inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+    if isinstance(inner, (u3exc.HTTPError, OSError)):
+        return urllib3_error(inner, url)
+    if isinstance(exc, requests.Timeout):
+        return SSEConnectionError(f"timed out on {where}", url=where)
+    return SSEConnectionError(f"request to {where} failed: {type(exc).__name__}", url=where)
