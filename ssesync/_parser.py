@@ -94,8 +94,8 @@ class Parser:
 
     @property
     def buffered(self) -> int:
-        """How many characters of an unfinished block are held."""
-        return self._pending_size
+        """How many characters of an unfinished block are held (its line end aside)."""
+        return self._pending_size - self._pending_ends_lf
 
     def feed(self, data: bytes) -> list[Union[Event, str]]:
         """Parse the next bytes of the stream.
@@ -162,10 +162,35 @@ class Parser:
             self._add_pending(rest)
         return out
 
+    def end(self) -> None:
+        """The stream ended: apply the ``retry`` lines of an unfinished block.
+
+        The block itself is discarded, as the specification says, but its
+        complete ``retry:`` lines already set the reconnection time when they
+        were read, and that time is what the coming reconnect uses.
+        """
+        text = "".join(self._pending)
+        self._clear_pending()
+        complete = text[: text.rfind("\n") + 1]
+        if "retry" not in complete:
+            return
+        for line in complete.split("\n"):
+            name, colon, value = line.partition(":")
+            if name == "retry":
+                if colon and value[:1] == " ":
+                    value = value[1:]
+                if value.isdigit() and value.isascii():
+                    self.retry = _retry_ms(value)
+
     # -- internals -------------------------------------------------------------
     def _add_pending(self, text: str) -> None:
+        if not self._pending:
+            text = text.lstrip("\n")  # blank lines before a block dispatch nothing
+            if not text:
+                return
         size = self._pending_size + len(text)
-        if size > self._max_size:
+        # The line end held at the tail is not part of the event's size.
+        if size - (text[-1] == "\n") > self._max_size:
             self._clear_pending()
             raise SSEParsingError(
                 f"an event or line exceeds max_event_size ({self._max_size} characters)"
@@ -175,7 +200,7 @@ class Parser:
         self._pending_ends_lf = text[-1] == "\n"
 
     def _clear_pending(self) -> None:
-        self._pending = []
+        self._pending.clear()  # in place: feed() holds a reference to this list
         self._pending_size = 0
         self._pending_ends_lf = False
 
@@ -213,8 +238,7 @@ class Parser:
                     raise SSEParsingError("an id field contains NUL")
             elif name == "retry":
                 if value.isdigit() and value.isascii():
-                    retry = int(value)
-                    self.retry = retry
+                    retry = self.retry = _retry_ms(value)
                 elif strict:
                     raise SSEParsingError(f"invalid retry value {value[:40]!r}")
             elif strict:
@@ -227,3 +251,13 @@ class Parser:
                     Event, ("\n".join(data), event_type, event_id, retry, self.last_event_id)
                 )
             )
+
+
+#: Retry values beyond this many ms (about 31,700 years) are held at it:
+#: int() refuses very long digit strings and float() overflows on them.
+_MAX_RETRY_MS = 10**15
+
+
+def _retry_ms(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) < 16 else _MAX_RETRY_MS

@@ -128,9 +128,8 @@ class _RecentIds:
 class EventSource:
     """A server-sent event stream: iterate it, or start it with handlers.
 
-    The constructor does no I/O; iterating or :meth:`start` connects. See the
-    module documentation of :mod:`ssesync` for every option; they are the
-    keyword arguments below.
+    The constructor does no I/O; iterating or :meth:`start` connects. Every
+    option is a keyword argument:
 
     :param url: the ``http://`` or ``https://`` URL of the stream.
     :param method: the HTTP method; the body is re-sent on every reconnect.
@@ -167,9 +166,12 @@ class EventSource:
     :param ca_certs: a CA bundle path.
     :param ssl_context: an :class:`ssl.SSLContext` to use as it is.
     :param dispatcher: a callable that receives a zero-argument function for
-        each event and runs it where the application wants (for example
-        ``lambda fn: root.after(0, fn)`` in Tk). By default handlers run on
-        the reading thread.
+        each event and runs it where the application wants: an executor's
+        ``submit``, or a :class:`queue.Queue`'s ``put`` that a GUI thread
+        drains. It must not wait for the GUI thread (Tk's ``after`` called
+        from another thread does): ``close()`` on the GUI thread waits for the
+        reader, and the two would wait for each other. By default handlers
+        run on the reading thread.
     """
 
     def __init__(
@@ -572,6 +574,9 @@ class EventSource:
                 except SSEError as exc:
                     error = exc
                 finally:
+                    parser.end()
+                    if parser.retry is not None:
+                        self._backoff.set_server_delay(parser.retry)
                     stream.close(
                         reuse=self._keep_connection and error is None and not self._closing
                     )
@@ -651,6 +656,10 @@ class EventSource:
         for name, value in list(self.headers.items()):
             headers[name] = value
         headers.pop("Last-Event-ID", None)
+        if not self._keep_connection:
+            # Without it urllib3 would pool a cleanly finished connection and
+            # the next reconnect would reuse it: keep_connection=True's job.
+            headers.setdefault("Connection", "close")
         request_headers: dict[str, Union[str, bytes]] = dict(headers.items())
         if self._last_event_id:
             request_headers["Last-Event-ID"] = self._last_event_id.encode("utf-8")
@@ -680,14 +689,14 @@ class EventSource:
             give_up.__cause__ = error
             self._fail(give_up)
         self.ready_state = ReadyState.CONNECTING
-        log.log(level, "%s; reconnecting in %.2f s", error, delay)
         self._report_error(error)
+        log.log(level, "%s; reconnecting in %.2f s", error, delay)
         self._sleep(delay)
 
     def _fail(self, error: SSEError) -> NoReturn:
         self.ready_state = ReadyState.CLOSED
-        log.error("%s", error)
         self._report_error(error)
+        log.error("%s", error)
         raise error
 
     def _sleep(self, seconds: float) -> None:

@@ -27,7 +27,7 @@ import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.client import HTTPException
+from http.client import HTTPException, IncompleteRead
 from typing import Any, Optional, Protocol, Union
 from urllib.parse import urlsplit, urlunsplit
 
@@ -335,12 +335,13 @@ def urllib3_error(exc: BaseException, url: str) -> SSEConnectionError:
             return urllib3_error(reason, url)
     if isinstance(exc, u3exc.ReadTimeoutError):
         return SSEConnectionError(f"read timed out on {where}", url=where)
-    if isinstance(exc, u3exc.ConnectTimeoutError):
-        return SSEConnectionError(f"connecting to {where} timed out", url=where)
+    # Most specific first: in urllib3 2 a NewConnectionError is a ConnectTimeoutError.
     if isinstance(exc, u3exc.NameResolutionError):
         return SSEConnectionError(f"cannot resolve the host of {where}", url=where)
     if isinstance(exc, u3exc.NewConnectionError):
         return SSEConnectionError(f"cannot connect to {where}: {_cause_text(exc)}", url=where)
+    if isinstance(exc, u3exc.ConnectTimeoutError):
+        return SSEConnectionError(f"connecting to {where} timed out", url=where)
     if isinstance(exc, u3exc.SSLError):
         verify_failed = "CERTIFICATE_VERIFY_FAILED" in str(exc) or isinstance(
             exc.__context__, ssl.SSLCertVerificationError
@@ -360,17 +361,28 @@ def urllib3_error(exc: BaseException, url: str) -> SSEConnectionError:
 
 
 def _cause_text(exc: BaseException) -> str:
-    """The innermost useful message of an exception chain (no headers in it)."""
-    inner: BaseException = exc
-    for _ in range(5):
+    """The most telling message of an exception chain (never request headers).
+
+    urllib3 wraps the socket error that matters (``Connection refused``,
+    ``Connection reset by peer``) in layers that repeat pool details; below
+    an incomplete read lie only its own parsing internals. So the chain is
+    walked down to the first socket error or incomplete read, and no further.
+    """
+    chain: list[BaseException] = []
+    inner: Optional[BaseException] = exc
+    while inner is not None and len(chain) < 8 and inner not in chain:
+        chain.append(inner)
         args = inner.args
         nxt = args[1] if len(args) > 1 and isinstance(args[1], BaseException) else None
-        nxt = nxt or inner.__cause__ or inner.__context__
-        if nxt is None:
-            break
-        inner = nxt
-    text = str(inner) or type(inner).__name__
-    return text
+        inner = nxt or inner.__cause__ or inner.__context__
+    for item in chain:
+        if isinstance(item, IncompleteRead):
+            return "the server closed the connection in the middle of the stream"
+        if isinstance(item, ssl.SSLError):
+            return str(item)
+        if isinstance(item, OSError) and item.errno is not None:
+            return item.strerror or str(item)
+    return str(chain[-1]) or type(chain[-1]).__name__
 
 
 def check_response(stream: Stream, url: str) -> None:
