@@ -1,0 +1,497 @@
+"""The ``ssesync`` command line, run for real in a subprocess against a loopback server.
+
+A command line is mostly about what only a real process shows: exit
+statuses, what reaches stdout and when (a line must arrive while the stream
+is still open), what stderr says, how Ctrl-C and a closed pipe end it. So
+most tests start ``python -m ssesync`` and talk to it through pipes; every
+wait has a timeout, so a command that hangs fails its test instead of the
+suite. Pure pieces (argument errors, the formatters, the demo's threads) are
+tested in-process, which is much cheaper than a Python start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from ssesync import Event
+from ssesync.cli import format_json, format_text, main
+from ssesync.testing import SSEServer, StreamConnection
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "ssesync"]
+#: The longest any single command may take before the test gives up on it.
+TIMEOUT = 10.0
+#: How long to wait for one line of output that should come at once.
+LINE_TIMEOUT = 5.0
+
+
+def cli_env() -> dict[str, str]:
+    """The child's environment: this checkout first on the path, UTF-8 output."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONIOENCODING"] = "utf-8"
+    return env
+
+
+def run_cli(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        cwd=ROOT,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@contextmanager
+def spawn(*args: str, catch_sigint: bool = False) -> Iterator[subprocess.Popen[str]]:
+    """Start the command with pipes; kill it on the way out if a test left it running.
+
+    With ``catch_sigint`` the parent handles SIGINT while the child starts:
+    a caught signal is reset to its default in the child, whereas an ignored
+    one (the lot of background jobs in some shells and CI runners) would stay
+    ignored, and the child would never see the Ctrl-C the test sends.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler) if catch_sigint else None
+    try:
+        proc = subprocess.Popen(
+            [*CLI, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            cwd=ROOT,
+            env=cli_env(),
+        )
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(TIMEOUT)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+class LineReader:
+    """Reads a pipe in a thread so that a test can wait for a line with a timeout."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        try:
+            for line in stream:
+                self._lines.put(line)
+        except (OSError, ValueError):
+            pass  # the test closed the pipe
+        finally:
+            self._lines.put(None)
+
+    def next_line(self, timeout: float = LINE_TIMEOUT) -> str:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"no output line within {timeout} s")
+        assert line is not None, "the command closed its output early"
+        return line
+
+    def join(self) -> None:
+        self._thread.join(TIMEOUT)
+
+
+def json_lines(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (it was free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def assert_one_error_line(stderr: str) -> str:
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("ssesync: error: ")
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+# -- output -------------------------------------------------------------------------
+
+
+def test_prints_one_compact_json_object_per_event_in_order(sse_server: SSEServer) -> None:
+    sse_server.route(
+        "/s",
+        sse_server.events(
+            [
+                {"data": "one", "id": "1"},
+                {"event": "update", "data": "two\nlines", "retry": 1500},
+                {"data": "grüße ✓"},
+            ]
+        ),
+    )
+    result = run_cli("--no-reconnect", sse_server.url_for("/s"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.splitlines() == [
+        '{"event":null,"data":"one","id":"1","retry":null}',
+        '{"event":"update","data":"two\\nlines","id":null,"retry":1500}',
+        '{"event":null,"data":"grüße ✓","id":null,"retry":null}',
+    ]
+
+
+def test_max_events_stops_cleanly(sse_server: SSEServer) -> None:
+    # The stream stalls afterwards: only --max-events can end the command.
+    events = [{"data": f"event {n}", "id": str(n)} for n in range(5)]
+    sse_server.route("/s", sse_server.events(events, then="stall"))
+    result = run_cli("--max-events", "2", sse_server.url_for("/s"))
+    assert result.returncode == 0, result.stderr
+    assert [line["data"] for line in json_lines(result.stdout)] == ["event 0", "event 1"]
+
+
+def test_text_format_is_one_readable_line_per_event(sse_server: SSEServer) -> None:
+    sse_server.route(
+        "/s",
+        sse_server.events(
+            [
+                {"event": "update", "id": "3", "data": "hello"},
+                {"data": "first\nsecond", "retry": 500},
+                {"event": "bell", "data": "ring \x07 \x1b[31m"},
+            ]
+        ),
+    )
+    result = run_cli("--no-reconnect", "--format", "text", sse_server.url_for("/s"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "[update] id=3 hello",
+        "[message] retry=500 first",
+        "    second",
+        "[bell] ring \\x07 \\x1b[31m",
+    ]
+
+
+def test_formatters() -> None:
+    event = Event("a\nb", "update", "7", 250)
+    assert json.loads(format_json(event)) == {
+        "event": "update",
+        "data": "a\nb",
+        "id": "7",
+        "retry": 250,
+    }
+    assert list(json.loads(format_json(event))) == ["event", "data", "id", "retry"]
+    assert format_text(event) == "[update] id=7 retry=250 a\n    b"
+    assert format_text(Event("", None, "")) == '[message] id=""'
+
+
+def test_events_are_flushed_one_at_a_time(sse_server: SSEServer) -> None:
+    released = threading.Event()
+
+    def handler(conn: StreamConnection) -> None:
+        conn.event("first", id="1")
+        released.wait(TIMEOUT)  # the second event waits for the test to see the first
+        conn.event("second", id="2")
+        conn.end()
+
+    sse_server.route("/s", handler)
+    try:
+        with spawn("--no-reconnect", sse_server.url_for("/s")) as proc:
+            assert proc.stdout is not None
+            reader = LineReader(proc.stdout)
+            assert json.loads(reader.next_line())["data"] == "first"
+            released.set()
+            assert json.loads(reader.next_line())["data"] == "second"
+            assert proc.wait(TIMEOUT) == 0
+            reader.join()
+    finally:
+        released.set()
+
+
+# -- requests -----------------------------------------------------------------------
+
+
+def test_headers_method_and_json_body_reach_the_server(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "ok"}]))
+    result = run_cli(
+        "--no-reconnect",
+        "-H",
+        "Authorization: Bearer s3cret",
+        "-H",
+        "X-Trace:abc",
+        "-X",
+        "put",
+        "--json",
+        '{"q": [1, 2]}',
+        sse_server.url_for("/s"),
+    )
+    assert result.returncode == 0, result.stderr
+    (request,) = sse_server.requests
+    assert request.method == "PUT"
+    assert request.headers["Authorization"] == "Bearer s3cret"
+    assert request.headers["X-Trace"] == "abc"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Accept"] == "text/event-stream"
+    assert json.loads(request.body) == {"q": [1, 2]}
+
+
+def test_data_from_a_file_is_posted_as_given(sse_server: SSEServer, tmp_path: Path) -> None:
+    body = tmp_path / "body.txt"
+    body.write_bytes(b"a=1&b=\xff")
+    sse_server.route("/s", sse_server.events([{"data": "ok"}]))
+    result = run_cli("--no-reconnect", "-d", f"@{body}", sse_server.url_for("/s"))
+    assert result.returncode == 0, result.stderr
+    (request,) = sse_server.requests
+    assert request.method == "POST"
+    assert request.body == b"a=1&b=\xff"
+
+
+def test_last_event_id_is_sent(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "ok"}]))
+    result = run_cli("--no-reconnect", "--last-event-id", "41", sse_server.url_for("/s"))
+    assert result.returncode == 0, result.stderr
+    assert sse_server.requests[0].last_event_id == "41"
+
+
+def test_reconnects_with_last_event_id_and_logs_it_when_verbose(sse_server: SSEServer) -> None:
+    sse_server.route(
+        "/s",
+        sse_server.events([{"data": "a", "id": "1"}, {"data": "b", "id": "2"}], then="drop"),
+        sse_server.events([{"data": "c", "id": "3"}], then="stall"),
+    )
+    result = run_cli(
+        "-v",
+        "-H",
+        "Authorization: Bearer s3cret",
+        "--retry-delay",
+        "0",
+        "--max-events",
+        "3",
+        sse_server.url_for("/s"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert [line["data"] for line in json_lines(result.stdout)] == ["a", "b", "c"]
+    assert [r.last_event_id for r in sse_server.requests] == [None, "2"]
+    assert "connected to " in result.stderr
+    assert "Last-Event-ID: 2" in result.stderr
+    assert "s3cret" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_first_connection_is_retried_when_max_retries_is_given(sse_server: SSEServer) -> None:
+    sse_server.route(
+        "/s", sse_server.status(503), sse_server.events([{"data": "finally"}], then="stall")
+    )
+    result = run_cli(
+        "--max-retries", "3", "--retry-delay", "0", "--max-events", "1", sse_server.url_for("/s")
+    )
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout)[0]["data"] == "finally"
+    assert sse_server.connection_count == 2
+
+
+def test_read_timeout_without_reconnect_is_an_error(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "x"}], then="stall"))
+    result = run_cli("--no-reconnect", "--timeout", "0.3", sse_server.url_for("/s"))
+    assert result.returncode == 1
+    assert "timed out" in assert_one_error_line(result.stderr)
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+def test_404_is_one_error_line_and_status_1(sse_server: SSEServer) -> None:
+    result = run_cli("-H", "Authorization: Bearer s3cret", sse_server.url_for("/missing"))
+    assert result.returncode == 1
+    line = assert_one_error_line(result.stderr)
+    assert "404" in line
+    assert "s3cret" not in line
+    assert result.stdout == ""
+
+
+def test_refused_connection_is_an_error_even_with_reconnects_on() -> None:
+    # A first connection that fails ends the command at once, as in curl.
+    result = run_cli(f"http://127.0.0.1:{closed_port()}/stream")
+    assert result.returncode == 1
+    assert "cannot connect" in assert_one_error_line(result.stderr)
+
+
+def test_wrong_content_type_is_an_error(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.raw(["<html></html>"], content_type="text/html"))
+    result = run_cli(sse_server.url_for("/s"))
+    assert result.returncode == 1
+    assert "text/html" in assert_one_error_line(result.stderr)
+
+
+def test_usage_errors_exit_2_from_the_real_process() -> None:
+    result = run_cli("--max-events", "many", "http://127.0.0.1:1/")
+    assert result.returncode == 2
+    assert "ssesync: error: argument --max-events" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: URL"),
+        (["--bogus", "http://x/"], "unrecognized arguments: --bogus"),
+        (["--max-events", "0", "http://x/"], "above 0"),
+        (["--timeout", "-1", "http://x/"], "above 0"),
+        (["--retry-delay", "soon", "http://x/"], "milliseconds"),
+        (["-H", "Authorization Bearer s3cret", "http://x/"], "no colon"),
+        (["-H", "Bad Name: s3cret", "http://x/"], "invalid header name 'Bad Name'"),
+        (["-X", "GE T", "http://x/"], "invalid HTTP method"),
+        (["--json", "{s3cret", "http://x/"], "not valid JSON"),
+        (["-d", "a", "--json", "{}", "http://x/"], "not allowed with argument"),
+        (["-d", "@/nonexistent/s3cret", "http://x/"], "cannot read"),
+        (["ftp://example.com/stream"], "http:// or https://"),
+        (["demo", "-H", "A: b"], "`demo` takes only"),
+    ],
+)
+def test_usage_errors_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    error_lines = [line for line in err.splitlines() if line.startswith("ssesync: error:")]
+    assert len(error_lines) == 1, err
+    assert message in error_lines[0]
+    if "-H" in argv:
+        assert "s3cret" not in err  # header values are often credentials
+
+
+def test_help_and_version_return_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "--max-events" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("ssesync ")
+
+
+# -- ending -----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to a child on Windows")
+def test_ctrl_c_exits_130_without_traceback(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "one"}], then="stall"))
+    with spawn(sse_server.url_for("/s"), catch_sigint=True) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        reader = LineReader(proc.stdout)
+        reader.next_line()  # it is now waiting on the stalled stream
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(TIMEOUT) == 130
+        reader.join()
+        stderr = proc.stderr.read()
+    assert "Traceback" not in stderr
+    assert stderr == ""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipe semantics")
+def test_closed_stdout_ends_quietly(sse_server: SSEServer) -> None:
+    released = threading.Event()
+
+    def handler(conn: StreamConnection) -> None:
+        conn.event("one")
+        released.wait(TIMEOUT)
+        for _ in range(3):
+            conn.event("more")
+        conn.stall()
+
+    sse_server.route("/s", handler)
+    try:
+        with spawn(sse_server.url_for("/s")) as proc:
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            assert sse_server.wait_for_requests(1, TIMEOUT)
+            proc.stdout.close()  # like `| head -1` exiting
+            released.set()
+            assert proc.wait(TIMEOUT) == 141
+            stderr = proc.stderr.read()
+    finally:
+        released.set()
+    assert stderr == ""
+
+
+# -- the demo ---------------------------------------------------------------------------
+
+
+def test_demo_shows_the_reconnect_with_last_event_id() -> None:
+    proc = subprocess.run(
+        [*CLI, "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # merged, to check the narration comes in order
+        text=True,
+        encoding="utf-8",
+        timeout=TIMEOUT,
+        cwd=ROOT,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stdout
+    lines = proc.stdout.splitlines()
+    assert "Traceback" not in proc.stdout
+    event_ids = [line.split()[1] for line in lines if line.startswith("[")]
+    assert event_ids == [f"id={n}" for n in range(1, 7)]  # the replayed 4 is skipped
+    reconnect = next(i for i, line in enumerate(lines) if "with Last-Event-ID: 4" in line)
+    fourth = next(i for i, line in enumerate(lines) if line.startswith("[message] id=4"))
+    fifth = next(i for i, line in enumerate(lines) if line.startswith("[update] id=5"))
+    assert fourth < reconnect < fifth
+    assert any(line.startswith("# server:") and "Last-Event-ID: 4" in line for line in lines)
+
+
+def test_demo_in_process_prints_json_and_leaves_no_threads(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = set(threading.enumerate())
+    assert main(["demo", "--format", "json"]) == 0
+    assert set(threading.enumerate()) - before == set()
+    out, err = capsys.readouterr()
+    assert [line["id"] for line in json_lines(out)] == ["1", "2", "3", "4", "5", "6"]
+    assert all(line.startswith("# ") for line in err.splitlines())
+
+
+# -- the console script -----------------------------------------------------------------
+
+
+def test_console_script(sse_server: SSEServer) -> None:
+    script = shutil.which("ssesync")
+    if script is None:
+        pytest.skip("the ssesync console script is not installed")
+    sse_server.route("/s", sse_server.events([{"data": "via the script"}]))
+    result = subprocess.run(
+        [script, "--no-reconnect", sse_server.url_for("/s")],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=TIMEOUT,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout)[0]["data"] == "via the script"
