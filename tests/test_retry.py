@@ -1,0 +1,91 @@
+"""The reconnect-delay arithmetic of ``ssesync._retry``: pure, so exact."""
+
+from __future__ import annotations
+
+import email.utils
+
+import pytest
+
+from ssesync._retry import Backoff, parse_retry_after
+
+
+def backoff(base: float = 1000, cap: float = 30000, draw: float = 1.0, **kw: object) -> Backoff:
+    # random() of 1.0 draws the top of the jitter range, 0.0 its bottom.
+    return Backoff(base, cap, random=lambda: draw, **kw)  # type: ignore[arg-type]
+
+
+def test_first_wait_is_between_half_and_all_of_retry_delay() -> None:
+    assert backoff(draw=0.0).next_delay() == pytest.approx(0.5)
+    assert backoff(draw=1.0).next_delay() == pytest.approx(1.0)
+
+
+def test_delay_doubles_per_failed_attempt_up_to_the_cap() -> None:
+    b = backoff(base=1000, cap=5000)
+    assert [b.next_delay() for _ in range(5)] == pytest.approx([1, 2, 4, 5, 5])
+
+
+def test_zero_delay_means_at_once() -> None:
+    b = backoff(base=0)
+    assert [b.next_delay() for _ in range(3)] == [0, 0, 0]
+
+
+def test_server_retry_replaces_the_base() -> None:
+    b = backoff(base=3000)
+    b.set_server_delay(200)
+    assert b.next_delay() == pytest.approx(0.2)
+
+
+def test_reset_returns_to_the_base_delay() -> None:
+    b = backoff(base=1000)
+    b.next_delay()
+    b.next_delay()
+    b.reset()
+    assert b.next_delay() == pytest.approx(1.0)
+
+
+def test_retry_after_is_a_floor_capped_by_max_retry_delay() -> None:
+    assert backoff(base=100).next_delay(retry_after=2) == pytest.approx(2.0)
+    assert backoff(base=100, cap=5000).next_delay(retry_after=86400) == pytest.approx(5.0)
+    assert backoff(base=4000).next_delay(retry_after=1) == pytest.approx(4.0)
+
+
+def test_max_retries_counts_consecutive_attempts() -> None:
+    b = backoff(max_retries=2)
+    b.next_delay()
+    b.next_delay()
+    assert not b.exhausted
+    b.next_delay()
+    assert b.exhausted
+    b.reset()
+    assert not b.exhausted
+
+
+def test_huge_attempt_counts_do_not_overflow() -> None:
+    b = backoff(base=1000, cap=30000)
+    for _ in range(2000):
+        delay = b.next_delay()
+    assert delay == pytest.approx(30.0)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("120", 120.0), ("0", 0.0), (" 7 ", 7.0), ("", None), (None, None), ("soon", None),
+     ("-5", None), ("1.5", None)],
+)
+def test_parse_retry_after_seconds(header: str | None, expected: float | None) -> None:
+    assert parse_retry_after(header) == expected
+
+
+def test_parse_retry_after_http_date() -> None:
+    now = 1_800_000_000.0
+    header = email.utils.formatdate(now + 90, usegmt=True)
+    assert parse_retry_after(header, now=now) == pytest.approx(90.0)
+    past = email.utils.formatdate(now - 90, usegmt=True)
+    assert parse_retry_after(past, now=now) == 0.0
+
+
+def test_negative_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        Backoff(-1, 1000)
+    with pytest.raises(ValueError, match="max_retries"):
+        Backoff(1000, 1000, max_retries=-1)
