@@ -222,6 +222,14 @@ class Parser:
         event_id: Optional[str] = None
         retry: Optional[int] = None
         for line in block.split("\n"):
+            # The common spellings first; everything else by the general rule.
+            head = line[:6]
+            if head == "data: ":
+                data.append(line[6:])
+                continue
+            if head == "event:" and line[6:7] == " ":
+                event_type = line[7:]
+                continue
             name, colon, value = line.partition(":")
             if colon and value[:1] == " ":
                 value = value[1:]

@@ -19,10 +19,10 @@ from typing import Any, Optional, Union
 from urllib3 import exceptions as u3exc
 
 from ._transport import (
-    READ_SIZE,
     Attempt,
     Request,
     Stream,
+    body_reader,
     redact_url,
     urllib3_error,
 )
@@ -39,21 +39,14 @@ __all__ = ["RequestsTransport"]
 
 
 class _RequestsStream:
-    __slots__ = ("_raw", "_read1", "_response", "_url", "headers", "status")
+    __slots__ = ("_raw", "_response", "headers", "read", "status")
 
-    def __init__(self, response: Any, url: str) -> None:
+    def __init__(self, response: Any, url: str, reuse: bool) -> None:
         self._response = response
-        self._raw = response.raw
-        self._url = url
+        self._raw = response.raw  # the urllib3 response underneath
         self.status: int = response.status_code
         self.headers: Mapping[str, str] = response.headers
-        self._read1 = self._raw.read1
-
-    def read(self) -> bytes:
-        try:
-            return self._read1(READ_SIZE, decode_content=True) or b""
-        except (u3exc.HTTPError, OSError) as exc:
-            raise urllib3_error(exc, self._url) from exc
+        self.read = body_reader(self._raw, url, reuse=reuse)
 
     def abort(self) -> None:
         try:
@@ -104,7 +97,7 @@ class RequestsTransport:
             )
         except requests.RequestException as exc:
             raise requests_error(exc, request.url) from exc
-        stream = _RequestsStream(response, request.url)
+        stream = _RequestsStream(response, request.url, request.reuse_connection)
         attempt.attach_stream(stream)
         return stream
 

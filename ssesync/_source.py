@@ -389,10 +389,23 @@ class EventSource:
 
     def _thread_main(self) -> None:
         assert self._gen is not None
-        dispatch = self._dispatch if self._dispatcher is None else self._dispatch_via
         try:
-            for event in self._gen:
-                dispatch(event)
+            if self._dispatcher is None:
+                # _dispatch, inlined: this loop runs once per event.
+                cache = self._handlers
+                for event in self._gen:
+                    type_ = event.event or "message"
+                    handlers = cache.get(type_)
+                    if handlers is None:
+                        handlers = self._receivers(type_)
+                    for handler in handlers:
+                        try:
+                            handler(event)
+                        except Exception as exc:
+                            self._handler_failed(type_, exc)
+            else:
+                for event in self._gen:
+                    self._dispatch_via(event)
         except SSEError:
             pass  # already reported to the error hooks by the loop
         except BaseException as exc:  # a bug: report it rather than die silently
@@ -413,8 +426,11 @@ class EventSource:
             try:
                 handler(event)
             except Exception as exc:
-                log.exception("a handler for %r events raised", type_)
-                self._report_error(exc)
+                self._handler_failed(type_, exc)
+
+    def _handler_failed(self, type_: str, exc: Exception) -> None:
+        log.error("a handler for %r events raised", type_, exc_info=exc)
+        self._report_error(exc)
 
     def _dispatch_via(self, event: Event) -> None:
         def deliver() -> None:
@@ -663,7 +679,14 @@ class EventSource:
         request_headers: dict[str, Union[str, bytes]] = dict(headers.items())
         if self._last_event_id:
             request_headers["Last-Event-ID"] = self._last_event_id.encode("utf-8")
-        return Request(self._method, self._request_url, request_headers, self._body, self._timeout)
+        return Request(
+            self._method,
+            self._request_url,
+            request_headers,
+            self._body,
+            self._timeout,
+            reuse_connection=self._keep_connection,
+        )
 
     def _take_reconnect_request(self) -> bool:
         if self._reconnect_requested and not self._closing:

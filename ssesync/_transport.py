@@ -27,8 +27,8 @@ import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.client import HTTPException, IncompleteRead
-from typing import Any, Optional, Protocol, Union
+from http.client import HTTPException, HTTPResponse, IncompleteRead
+from typing import Any, Callable, Optional, Protocol, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
@@ -37,6 +37,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
+from ._chunked import ChunkedDecoder, ChunkedEncodingError
 from ._retry import parse_retry_after
 from .exceptions import SSEConnectionError
 
@@ -48,6 +49,7 @@ __all__ = [
     "Stream",
     "Transport",
     "Urllib3Transport",
+    "body_reader",
     "check_response",
     "redact_url",
 ]
@@ -73,6 +75,8 @@ class Request:
     headers: Mapping[str, Union[str, bytes]]
     body: Optional[bytes]
     timeout: Timeout
+    #: The connection may go back to the pool after a clean end (keep_connection).
+    reuse_connection: bool = False
 
 
 class Stream(Protocol):
@@ -235,23 +239,90 @@ def build_pool_manager(
     return manager
 
 
+#: Read chunked bodies straight from the connection's buffered reader (see
+#: :func:`body_reader`). Tests turn it off to run the public path too.
+FAST_CHUNKED = True
+
+
+def body_reader(
+    response: urllib3.BaseHTTPResponse, url: str, *, reuse: bool = False
+) -> Callable[[], bytes]:
+    """A function returning the next bytes of the body, ``b""`` at its end.
+
+    The public path is urllib3's ``read1``: whatever has arrived, without
+    waiting for a buffer to fill. For a chunked body that costs a full read
+    call per chunk, and servers send one chunk per event, so when the body is
+    chunked and not compressed we read the buffered socket reader underneath
+    (http.client's ``fp``) in large blocks and strip the framing with
+    :class:`~ssesync._chunked.ChunkedDecoder` instead. That reader is a
+    private attribute: whenever it is not there as expected — another
+    http.client, a mocked response, a body already being read — the public
+    path is used. A connection meant for reuse keeps the public path too, so
+    http.client's own bookkeeping of the body stays exact.
+    """
+    raw_read1 = None if reuse or not FAST_CHUNKED else _raw_chunked_read1(response)
+    if raw_read1 is None:
+        read1 = response.read1
+
+        def read_public() -> bytes:
+            try:
+                return read1(READ_SIZE) or b""
+            except (u3exc.HTTPError, HTTPException, OSError) as exc:
+                raise urllib3_error(exc, url) from exc
+
+        return read_public
+
+    decoder = ChunkedDecoder()
+    feed = decoder.feed
+
+    def read_chunked() -> bytes:
+        try:
+            while True:
+                data = raw_read1(READ_SIZE)
+                if not data:
+                    if decoder.done:
+                        return b""
+                    raise IncompleteRead(b"")
+                payload = feed(data)
+                if payload:
+                    return payload
+                if decoder.done:
+                    return b""
+        except ChunkedEncodingError as exc:
+            where = redact_url(url)
+            message = f"invalid chunked body from {where}: {exc}"
+            raise SSEConnectionError(message, url=where) from exc
+        except (HTTPException, OSError, ValueError) as exc:
+            raise urllib3_error(exc, url) from exc
+
+    return read_chunked
+
+
+def _raw_chunked_read1(response: urllib3.BaseHTTPResponse) -> Optional[Callable[[int], bytes]]:
+    """The ``read1`` of the buffered reader under a fresh chunked body, if usable."""
+    if not getattr(response, "chunked", False):
+        return None
+    encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding != "identity":
+        return None
+    fp = getattr(response, "_fp", None)  # the http.client.HTTPResponse
+    if not isinstance(fp, HTTPResponse) or fp.chunk_left is not None:
+        return None  # not http.client's, or its chunk reading has begun
+    reader = getattr(fp, "fp", None)
+    read1 = getattr(reader, "read1", None)
+    return read1 if callable(read1) else None
+
+
 class _Urllib3Stream:
-    """A urllib3 response read with ``read1``: whatever bytes have arrived."""
+    """A urllib3 response, read by :func:`body_reader`."""
 
-    __slots__ = ("_read1", "_response", "_url", "headers", "status")
+    __slots__ = ("_response", "headers", "read", "status")
 
-    def __init__(self, response: urllib3.BaseHTTPResponse, url: str) -> None:
+    def __init__(self, response: urllib3.BaseHTTPResponse, url: str, reuse: bool) -> None:
         self._response = response
-        self._read1 = response.read1
-        self._url = url
+        self.read = body_reader(response, url, reuse=reuse)
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
-
-    def read(self) -> bytes:
-        try:
-            return self._read1(READ_SIZE) or b""
-        except (u3exc.HTTPError, HTTPException, OSError) as exc:
-            raise urllib3_error(exc, self._url) from exc
 
     def abort(self) -> None:
         try:
@@ -311,7 +382,7 @@ class Urllib3Transport:
             raise urllib3_error(exc, request.url) from exc
         finally:
             _current.attempt = None
-        stream = _Urllib3Stream(response, request.url)
+        stream = _Urllib3Stream(response, request.url, request.reuse_connection)
         attempt.attach_stream(stream)
         return stream
 
@@ -333,7 +404,7 @@ def urllib3_error(exc: BaseException, url: str) -> SSEConnectionError:
             )
         if reason is not None:
             return urllib3_error(reason, url)
-    if isinstance(exc, u3exc.ReadTimeoutError):
+    if isinstance(exc, (u3exc.ReadTimeoutError, socket.timeout)):
         return SSEConnectionError(f"read timed out on {where}", url=where)
     # Most specific first: in urllib3 2 a NewConnectionError is a ConnectTimeoutError.
     if isinstance(exc, u3exc.NameResolutionError):
@@ -377,6 +448,8 @@ def _cause_text(exc: BaseException) -> str:
         inner = nxt or inner.__cause__ or inner.__context__
     for item in chain:
         if isinstance(item, IncompleteRead):
+            if isinstance(item.__context__, ValueError):  # http.client's bad chunk size
+                return "the server sent an invalid chunked body"
             return "the server closed the connection in the middle of the stream"
         if isinstance(item, ssl.SSLError):
             return str(item)
