@@ -1,0 +1,637 @@
+"""Example tests of the event-stream parser: one named test per rule.
+
+The rules are those of the WHATWG HTML standard, "Server-sent events",
+"Interpreting an event stream". Items are compared in a plain encoding: an
+event as the 5-tuple ``(data, event, id, retry, last_event_id)`` and a
+comment as ``("comment", text)``, the same encoding as tests/spec_reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Optional, Union
+
+import pytest
+
+from ssesync import Event, SSEParsingError
+from ssesync._parser import DEFAULT_MAX_EVENT_SIZE, Parser
+from tests.spec_reference import ReferenceStream, reference_parse
+
+Item = tuple[object, ...]
+
+
+def ev(
+    data: str,
+    event: Optional[str] = None,
+    id: Optional[str] = None,
+    retry: Optional[int] = None,
+    last_event_id: str = "",
+) -> Item:
+    """The expected encoding of one event."""
+    return (data, event, id, retry, last_event_id)
+
+
+def comment(text: str) -> Item:
+    return ("comment", text)
+
+
+def encode(items: Sequence[Union[Event, str]]) -> list[Item]:
+    out: list[Item] = []
+    for item in items:
+        if isinstance(item, Event):
+            out.append(tuple(tuple.__iter__(item)))
+        else:
+            assert isinstance(item, str)
+            out.append(("comment", item))
+    return out
+
+
+def parse(*pieces: bytes, **kwargs: object) -> list[Item]:
+    """Feed ``pieces`` to a new parser, one read each; the items, encoded."""
+    return feed(Parser(**kwargs), *pieces)  # type: ignore[arg-type]
+
+
+def feed(parser: Parser, *pieces: bytes) -> list[Item]:
+    items: list[Union[Event, str]] = []
+    for piece in pieces:
+        items.extend(parser.feed(piece))
+    return encode(items)
+
+
+def check(pieces: Sequence[bytes], expected: list[Item]) -> None:
+    """The items of ``pieces`` fed in those reads, in one read, and per the reference."""
+    whole = b"".join(pieces)
+    assert parse(*pieces) == expected
+    assert parse(whole) == expected
+    assert reference_parse(whole)[0] == expected
+
+
+# -- line ends -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stream", "expected"),
+    [
+        pytest.param(b"data: a\n\n", [ev("a")], id="lf"),
+        pytest.param(b"data: a\r\n\r\n", [ev("a")], id="crlf"),
+        pytest.param(b"data: a\r\r", [ev("a")], id="cr"),
+        pytest.param(b"data: a\rdata: b\r\ndata: c\n\r\n", [ev("a\nb\nc")], id="mixed"),
+        pytest.param(b"data: a\n\r\ndata: b\r\n\rdata: c\r\n\n", [ev("a"), ev("b"), ev("c")],
+                     id="mixed-blank-lines"),
+        pytest.param(b"data: a\n\r\r\n\n\ndata: b\n\n", [ev("a"), ev("b")], id="many-blank-lines"),
+    ],
+)  # fmt: skip
+def test_line_ends(stream: bytes, expected: list[Item]) -> None:
+    check([stream], expected)
+    check([stream[i : i + 1] for i in range(len(stream))], expected)
+
+
+def test_cr_split_across_reads() -> None:
+    # CR then LF in the next read is one line end (CRLF), not a blank line.
+    assert parse(b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n") == [ev("a\nb")]
+    assert parse(b"data: a\r", b"\n", b"data: b\r\n\r\n") == [ev("a\nb")]
+
+
+def test_lone_cr_dispatches_without_waiting() -> None:
+    assert parse(b"data: x\r\r") == [ev("x")]
+    parser = Parser()
+    assert feed(parser, b"data: x\r") == []
+    assert feed(parser, b"\r") == [ev("x")]
+    assert feed(parser, b"\ndata: y\n\n") == [ev("y")]  # that LF ended the CR's line
+
+
+# -- the byte order mark and decoding --------------------------------------------------
+
+
+def test_leading_bom_stripped() -> None:
+    check([b"\xef\xbb\xbfdata: x\n\n"], [ev("x")])
+
+
+def test_bom_split_over_three_reads_stripped_once() -> None:
+    assert parse(b"\xef", b"\xbb", b"\xbf", b"data: x\n\n") == [ev("x")]
+    assert parse(b"", b"\xef", b"\xbb", b"\xbfdata: x\n\n") == [ev("x")]
+    # The second BOM, right after the first, is part of the field name.
+    assert parse(b"\xef", b"\xbb", b"\xbf\xef\xbb", b"\xbfdata: x\n\n") == []
+
+
+@pytest.mark.parametrize(
+    ("stream", "expected"),
+    [
+        pytest.param(b"\xef\xbb\xbf\xef\xbb\xbfdata: x\n\n", [], id="second-bom-in-field-name"),
+        pytest.param(b"\xef\xbb\xbf\xef\xbb\xbf: c\n\n", [], id="second-bom-before-colon"),
+        pytest.param(b"data: x\n\n\xef\xbb\xbfdata: y\n\n", [ev("x")], id="bom-later-in-stream"),
+        pytest.param(b"data: \xef\xbb\xbfy\n\n", [ev("\ufeffy")], id="bom-in-value"),
+    ],
+)
+def test_second_bom_is_kept(stream: bytes, expected: list[Item]) -> None:
+    check([stream], expected)
+
+
+@pytest.mark.parametrize(
+    ("stream", "data"),
+    [
+        pytest.param(b"data: \xff\n\n", "\ufffd", id="invalid-byte"),
+        pytest.param(b"data: a\xc3\n\n", "a\ufffd", id="truncated-2-byte"),
+        pytest.param(b"data: \xf0\x9f\x98\n\n", "\ufffd", id="truncated-4-byte"),
+        pytest.param(b"data: \xe2\x82x\n\n", "\ufffdx", id="truncated-then-ascii"),
+        pytest.param(b"data: \xed\xa0\x80\n\n", "\ufffd" * 3, id="encoded-surrogate"),
+        pytest.param(b"data: \xc0\xaf\n\n", "\ufffd" * 2, id="overlong"),
+        pytest.param(b"data: \xf4\x90\x80\x80\n\n", "\ufffd" * 4, id="beyond-10ffff"),
+    ],
+)
+def test_invalid_utf8_replaced(stream: bytes, data: str) -> None:
+    check([stream], [ev(data)])
+    check([stream[i : i + 1] for i in range(len(stream))], [ev(data)])
+
+
+def test_invalid_utf8_in_field_name_makes_it_unknown() -> None:
+    check([b"dat\xffa: x\n\n"], [])
+
+
+@pytest.mark.parametrize("at", range(7, 11))
+def test_multibyte_char_split_across_reads(at: int) -> None:
+    stream = b"data: \xf0\x9f\x98\x80\xc3\xa9\n\n"
+    assert parse(stream[:at], stream[at:]) == [ev("\U0001f600\u00e9")]
+    assert parse(*(stream[i : i + 1] for i in range(len(stream)))) == [ev("\U0001f600\u00e9")]
+
+
+# -- fields ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "data"),
+    [
+        pytest.param(b"data:x", "x", id="no-space"),
+        pytest.param(b"data: x", "x", id="one-space"),
+        pytest.param(b"data:  x", " x", id="two-spaces"),
+        pytest.param(b"data:\tx", "\tx", id="tab-kept"),
+        pytest.param(b"data: x ", "x ", id="trailing-space-kept"),
+        pytest.param(b"data: ", "", id="only-a-space"),
+        pytest.param(b"data:  ", " ", id="only-two-spaces"),
+        pytest.param(b"data: a: b", "a: b", id="later-colon-kept"),
+    ],
+)
+def test_one_space_stripped(line: bytes, data: str) -> None:
+    check([line + b"\n\n"], [ev(data)])
+
+
+def test_event_type_keeps_second_space() -> None:
+    items = Parser().feed(b"event:  greeting\ndata: hi\n\n")
+    assert encode(items) == [ev("hi", event=" greeting")]
+    assert isinstance(items[0], Event)
+    assert items[0].type == " greeting"
+
+
+@pytest.mark.parametrize(
+    ("stream", "event", "event_type"),
+    [
+        pytest.param(b"data: x\n\n", None, "message", id="absent"),
+        pytest.param(b"event: add\ndata: x\n\n", "add", "add", id="named"),
+        pytest.param(b"event:\ndata: x\n\n", "", "message", id="empty"),
+        pytest.param(b"event: a\nevent: b\ndata: x\n\n", "b", "b", id="last-wins"),
+    ],
+)
+def test_event_type(stream: bytes, event: Optional[str], event_type: str) -> None:
+    items = Parser().feed(stream)
+    assert encode(items) == [ev("x", event=event)]
+    assert isinstance(items[0], Event)
+    assert items[0].type == event_type
+
+
+def test_event_type_reset_after_dispatch() -> None:
+    check([b"event: add\ndata: a\n\ndata: b\n\n"], [ev("a", event="add"), ev("b")])
+
+
+@pytest.mark.parametrize(
+    ("stream", "data"),
+    [
+        pytest.param(b"data: a\ndata: b\n\n", "a\nb", id="two"),
+        pytest.param(b"data: a\ndata\ndata: c\n\n", "a\n\nc", id="empty-middle"),
+        pytest.param(b"data: a\ndata:\n\n", "a\n", id="empty-last"),
+        pytest.param(b"data\ndata\n\n", "\n", id="two-empty"),
+        pytest.param(b"data: a\nfoo: x\ndata: b\n\n", "a\nb", id="unknown-between"),
+    ],
+)
+def test_data_lines_joined(stream: bytes, data: str) -> None:
+    check([stream], [ev(data)])
+
+
+@pytest.mark.parametrize("line", [b"data", b"data:", b"data: "])
+def test_empty_data_line_dispatches_empty_string(line: bytes) -> None:
+    check([line + b"\n\n"], [ev("")])
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        pytest.param(b"event: ping\n", id="event-only"),
+        pytest.param(b"id: 1\nevent: a\nretry: 5\n", id="no-data-field"),
+        pytest.param(b"foo: bar\n", id="unknown-field"),
+        pytest.param(b"Data: x\nDATA: x\ndata : x\n", id="not-quite-data"),
+    ],
+)
+def test_event_without_data_not_dispatched(block: bytes) -> None:
+    items, _ = reference_parse(block + b"\n")
+    assert items == []
+    assert parse(block + b"\n") == []
+    # ...and its event type does not leak into the next block.
+    assert parse(block + b"\ndata: x\n\n")[0][:2] == ("x", None)
+
+
+@pytest.mark.parametrize(
+    ("stream", "expected"),
+    [
+        pytest.param(b"data\n\n", [ev("")], id="data"),
+        pytest.param(b"event\ndata: x\n\n", [ev("x", event="")], id="event"),
+        pytest.param(b"id: 1\nid\ndata: x\n\n", [ev("x", id="", last_event_id="")], id="id"),
+        pytest.param(b"retry\ndata: x\n\n", [ev("x")], id="retry"),
+        pytest.param(b"data \n\n", [], id="name-with-space"),
+    ],
+)
+def test_field_without_colon(stream: bytes, expected: list[Item]) -> None:
+    check([stream], expected)
+
+
+@pytest.mark.parametrize(
+    ("line", "text"),
+    [
+        pytest.param(b":x", "x", id="no-space"),
+        pytest.param(b": x", "x", id="one-space"),
+        pytest.param(b":  x", " x", id="two-spaces"),
+        pytest.param(b":", "", id="empty"),
+        pytest.param(b"::x", ":x", id="second-colon"),
+        pytest.param(b": \xff", "\ufffd", id="invalid-utf8"),
+    ],
+)
+def test_comment_text(line: bytes, text: str) -> None:
+    check([line + b"\n\n"], [comment(text)])
+
+
+def test_comments_reported_in_stream_order() -> None:
+    check(
+        [b": a\ndata: x\n: b\n\n: c\n\ndata: y\n\n"],
+        [comment("a"), comment("b"), ev("x"), comment("c"), ev("y")],
+    )
+
+
+# -- id and the last event ID ----------------------------------------------------------
+
+
+def test_id_sets_event_id_and_last_event_id() -> None:
+    check([b"id: 1\ndata: a\n\n"], [ev("a", id="1", last_event_id="1")])
+
+
+@pytest.mark.parametrize(
+    "id_line",
+    [b"id: a\x00b", b"id: \x00", b"id:\x00", b"id: 2\x00"],
+)
+def test_id_with_nul_ignored(id_line: bytes) -> None:
+    stream = b"id: 1\ndata: a\n\ndata: b\n" + id_line + b"\n\n"
+    check([stream], [ev("a", id="1", last_event_id="1"), ev("b", last_event_id="1")])
+    parser = Parser()
+    feed(parser, stream)
+    assert parser.last_event_id == "1"
+
+
+def test_id_with_nul_ignored_keeps_earlier_id_of_block() -> None:
+    check([b"id: 1\nid: 2\x00\ndata: a\n\n"], [ev("a", id="1", last_event_id="1")])
+
+
+@pytest.mark.parametrize("empty_id", [b"id", b"id:", b"id: "])
+def test_empty_id_resets_last_event_id(empty_id: bytes) -> None:
+    stream = b"id: 1\ndata: a\n\n" + empty_id + b"\ndata: b\n\ndata: c\n\n"
+    check([stream], [ev("a", id="1", last_event_id="1"), ev("b", id=""), ev("c")])
+    parser = Parser(last_event_id="seed")
+    feed(parser, stream)
+    assert parser.last_event_id == ""
+
+
+def test_id_persists_across_events() -> None:
+    stream = b"id: 7\ndata: a\n\ndata: b\n\nevent: x\ndata: c\n\n"
+    expected = [
+        ev("a", id="7", last_event_id="7"),
+        ev("b", last_event_id="7"),
+        ev("c", event="x", last_event_id="7"),
+    ]
+    check([stream], expected)
+
+
+def test_seeded_last_event_id_persists() -> None:
+    parser = Parser(last_event_id="seed")
+    assert feed(parser, b"data: a\n\n") == [ev("a", last_event_id="seed")]
+    assert parser.last_event_id == "seed"
+    assert reference_parse(b"data: a\n\n", "seed") == ([ev("a", last_event_id="seed")], "seed")
+
+
+def test_id_only_block_updates_last_event_id_without_event() -> None:
+    parser = Parser()
+    assert feed(parser, b"id: 42\n\n") == []
+    assert parser.last_event_id == "42"
+    assert feed(parser, b"data: x\n\n") == [ev("x", last_event_id="42")]
+    assert reference_parse(b"id: 42\n\n") == ([], "42")
+
+
+def test_id_of_incomplete_block_does_not_update_last_event_id() -> None:
+    parser = Parser()
+    assert feed(parser, b"id: 5\ndata: x\n") == []
+    assert parser.last_event_id == ""
+    assert reference_parse(b"id: 5\ndata: x\n") == ([], "")
+
+
+# -- retry -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "retry"),
+    [
+        pytest.param(b"1500", 1500, id="digits"),
+        pytest.param(b"0", 0, id="zero"),
+        pytest.param(b"007", 7, id="leading-zeros"),
+        pytest.param(b" 12", None, id="second-space"),
+        pytest.param(b"", None, id="empty"),
+        pytest.param(b"1.5", None, id="decimal"),
+        pytest.param(b"-1", None, id="negative"),
+        pytest.param(b"+1", None, id="plus"),
+        pytest.param(b"1e3", None, id="exponent"),
+        pytest.param(b"12a", None, id="trailing-letter"),
+        pytest.param(b"12 ", None, id="trailing-space"),
+        pytest.param("\u0661\u0662".encode(), None, id="arabic-indic-digits"),
+        pytest.param("\uff11\uff12".encode(), None, id="fullwidth-digits"),
+        pytest.param("\u00b2".encode(), None, id="superscript-two"),
+    ],
+)
+def test_retry_only_ascii_digits(value: bytes, retry: Optional[int]) -> None:
+    stream = b"retry: " + value + b"\ndata: x\n\n"
+    check([stream], [ev("x", retry=retry)])
+    parser = Parser()
+    feed(parser, stream)
+    assert parser.retry == retry
+
+
+def test_retry_set_by_block_without_data() -> None:
+    parser = Parser()
+    assert feed(parser, b"retry: 1500\n\n") == []
+    assert parser.retry == 1500
+
+
+def test_retry_newest_valid_value_wins() -> None:
+    parser = Parser()
+    assert feed(parser, b"retry: 10\nretry: x\ndata: a\n\nretry: 20\n\n") == [ev("a", retry=10)]
+    assert parser.retry == 20
+
+
+def test_retry_is_per_block_on_events() -> None:
+    check([b"retry: 10\ndata: a\n\ndata: b\n\n"], [ev("a", retry=10), ev("b")])
+
+
+# -- end of stream ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        pytest.param(b"data: a\n\ndata: b\n", id="terminated-line"),
+        pytest.param(b"data: a\n\ndata: b", id="unterminated-line"),
+        pytest.param(b"data: a\n\ndata: b\r", id="cr-ended-line"),
+        pytest.param(b"data: a\n\n: c\ndata: b\n", id="with-comment"),
+    ],
+)
+def test_trailing_incomplete_event_is_not_emitted(stream: bytes) -> None:
+    check([stream], [ev("a")])
+    parser = Parser()
+    feed(parser, stream)
+    assert parser.buffered > 0
+
+
+# -- strict mode -----------------------------------------------------------------------
+
+
+def test_strict_accepts_a_valid_stream() -> None:
+    stream = b"\xef\xbb\xbf: hi\nevent: e\nid: 1\nretry: 10\ndata: \xc3\xa9\ndata\n\n"
+    assert parse(stream, strict=True) == parse(stream)
+    assert parse(stream, strict=True) == [comment("hi"), ev("\u00e9\n", "e", "1", 10, "1")]
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        pytest.param(b"data: \xff\n\n", id="in-data"),
+        pytest.param(b"data: \xed\xa0\x80\n\n", id="surrogate"),
+        pytest.param(b"data: a\n\n: \xc3(\n", id="in-later-comment"),
+    ],
+)
+def test_strict_invalid_utf8_raises(stream: bytes) -> None:
+    with pytest.raises(SSEParsingError):
+        Parser(strict=True).feed(stream)
+
+
+def test_strict_invalid_utf8_split_across_reads_raises() -> None:
+    parser = Parser(strict=True)
+    assert parser.feed(b"data: \xe2\x82") == []  # might still be valid
+    with pytest.raises(SSEParsingError):
+        parser.feed(b"x\n\n")
+
+
+@pytest.mark.parametrize("value", [b"", b"1.5", b" 1", b"-1", "\u0661".encode()])
+def test_strict_invalid_retry_raises(value: bytes) -> None:
+    with pytest.raises(SSEParsingError):
+        Parser(strict=True).feed(b"retry: " + value + b"\ndata: x\n\n")
+
+
+def test_strict_id_with_nul_raises() -> None:
+    with pytest.raises(SSEParsingError):
+        Parser(strict=True).feed(b"id: a\x00b\ndata: x\n\n")
+
+
+@pytest.mark.parametrize("name", [b"foo", b"Data", b"data ", b"\xef\xbb\xbfdata"])
+def test_strict_unknown_field_raises(name: bytes) -> None:
+    with pytest.raises(SSEParsingError):
+        Parser(strict=True).feed(b"data: x\n" + name + b": y\n\n")
+
+
+# -- size limits -----------------------------------------------------------------------
+
+
+def test_line_longer_than_max_event_size_raises() -> None:
+    parser = Parser(max_event_size=100)
+    with pytest.raises(SSEParsingError):
+        parser.feed(b"data: " + b"x" * 200)  # no line end yet
+
+
+def test_line_longer_than_max_event_size_raises_across_reads() -> None:
+    parser = Parser(max_event_size=100)
+    for _ in range(10):
+        parser.feed(b"x" * 10)
+        assert parser.buffered <= 100
+    with pytest.raises(SSEParsingError):
+        parser.feed(b"x" * 10)
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        pytest.param(b"data: " + b"x" * 200 + b"\n\n", id="one-line"),
+        pytest.param((b"data: " + b"x" * 40 + b"\n") * 4 + b"\n", id="short-lines"),
+        pytest.param(b"data: a\n\n" + b"data: " + b"x" * 200 + b"\n\ndata: b\n\n", id="middle"),
+    ],
+)
+def test_event_longer_than_max_event_size_raises_even_in_one_read(stream: bytes) -> None:
+    with pytest.raises(SSEParsingError):
+        Parser(max_event_size=100).feed(stream)
+
+
+def test_events_within_max_event_size_pass() -> None:
+    stream = (b"data: " + b"x" * 40 + b"\n\n") * 10
+    assert parse(stream, max_event_size=100) == [ev("x" * 40)] * 10
+    pieces = [stream[i : i + 7] for i in range(0, len(stream), 7)]
+    assert parse(*pieces, max_event_size=100) == [ev("x" * 40)] * 10
+
+
+def _reads(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(data), size):
+        yield bytes(view[start : start + size])
+
+
+def test_fourteen_megabyte_event_is_linear() -> None:
+    # 3-byte characters, so the 64 KiB reads also split characters (and CRLFs).
+    line = "\u20ac" * 999 + "x"
+    count = 14 * 1024 * 1024 // (len(line.encode()) + 8)
+    stream = ("data: " + line + "\r\n").encode() * count + b"\r\n"
+    assert len(stream) > 14_000_000
+    parser = Parser()
+    items: list[Union[Event, str]] = []
+    for piece in _reads(stream):
+        items.extend(parser.feed(piece))
+    assert len(items) == 1
+    event = items[0]
+    assert isinstance(event, Event)
+    assert len(event.data) == count * (len(line) + 1) - 1
+    assert event.data == "\n".join([line] * count)
+    assert parser.buffered == 0
+
+
+def test_fifty_megabytes_without_newline_raises_with_bounded_buffer() -> None:
+    total = 50 * 1024 * 1024
+    chunk = b"x" * (64 * 1024)
+
+    def reads() -> Iterator[bytes]:  # never the whole 50 MB at once
+        yield b"data: "
+        for _ in range(total // len(chunk)):
+            yield chunk
+
+    parser = Parser()
+    fed = 0
+    peak = 0
+    error: Optional[SSEParsingError] = None
+    for piece in reads():
+        try:
+            parser.feed(piece)
+        except SSEParsingError as exc:
+            error = exc
+            break
+        fed += len(piece)
+        peak = max(peak, parser.buffered)
+    assert error is not None
+    assert peak <= DEFAULT_MAX_EVENT_SIZE
+    assert fed <= DEFAULT_MAX_EVENT_SIZE < total
+
+
+# -- regressions --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        pytest.param((b"data: a\n", b"\ndata: b\n\n"), id="lf"),
+        pytest.param((b"data: a\r\n", b"\r\ndata: b\r\n\r\n"), id="crlf"),
+        pytest.param((b"data: a\r", b"\rdata: b\r\r"), id="cr"),
+        pytest.param((b"data: a\r", b"\n\ndata: b\n\n"), id="crlf-split"),
+    ],
+)
+def test_blank_line_on_read_seam_then_second_block(pieces: tuple[bytes, ...]) -> None:
+    # Once returned [a, "a\nb"]: the dispatched block was kept and re-sent.
+    check(pieces, [ev("a"), ev("b")])
+
+
+def test_blank_line_on_read_seam_then_second_block_keeps_ids_apart() -> None:
+    # Once gave the second event the id "1" of the already dispatched block.
+    check([b"id: 1\n", b"\ndata: b\n\n"], [ev("b", last_event_id="1")])
+
+
+def test_retry_with_more_than_4300_digits_does_not_crash() -> None:
+    # int() refuses more than 4300 digits on Python >= 3.11; this once raised
+    # ValueError. The parser holds such values at a cap of at least 10**15 ms
+    # (over 30,000 years), which is the same as the exact value in practice.
+    parser = Parser()
+    items = parser.feed(b"retry: " + b"1" * 5000 + b"\ndata: x\n\n")
+    assert parser.retry is not None
+    assert parser.retry >= 10**15
+    assert encode(items) == [ev("x", retry=parser.retry)]
+    parser = Parser()
+    assert feed(parser, b"retry: " + b"0" * 5000 + b"7\n\n") == []
+    assert parser.retry == 7
+
+
+@pytest.mark.parametrize(
+    ("stream", "retry"),
+    [
+        pytest.param(b"retry: 5000\n", 5000, id="lf"),
+        pytest.param(b"retry: 5000\r", 5000, id="cr"),
+        pytest.param(b"data: x\nretry: 5000\r\nretry: x\n", 5000, id="among-other-lines"),
+        pytest.param(b"retry: 5000", None, id="line-not-finished"),
+        pytest.param(b"retry: 1.5\n", None, id="invalid"),
+        pytest.param(b"retry: 5000\n\nretry: 7\n", 7, id="after-a-finished-block"),
+    ],
+)
+def test_retry_of_unfinished_block_applies_at_end(stream: bytes, retry: Optional[int]) -> None:
+    # The specification sets the reconnection time as soon as the line is
+    # read, and discards only the unfinished event: the parser applies the
+    # complete retry lines of an unfinished block when the stream ends.
+    parser = Parser()
+    feed(parser, stream)
+    parser.end()
+    assert parser.retry == retry
+    assert parser.buffered == 0
+    reference = ReferenceStream()
+    reference.parse(stream)
+    assert reference.reconnection_time == retry
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        pytest.param((b"data: abcd\n\n",), id="one-read"),
+        pytest.param((b"data: abcd\n", b"\n"), id="lf-split"),
+        pytest.param((b"data: abcd\r\n", b"\r\n"), id="crlf-split"),
+        pytest.param((b"data: abcd\r", b"\r"), id="cr-split"),
+        pytest.param((b"data: abcd", b"\n\n"), id="before-line-end"),
+        pytest.param(tuple(bytes([c]) for c in b"data: abcd\n\n"), id="bytewise"),
+    ],
+)
+def test_event_of_exactly_max_event_size_accepted_however_cut(pieces: tuple[bytes, ...]) -> None:
+    # The block "data: abcd" is 10 characters. This once raised when the
+    # blank line came in a later read: the held line end counted as well.
+    assert parse(*pieces, max_event_size=10) == [ev("abcd")]
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        pytest.param((b"data: abcde\n\n",), id="one-read"),
+        pytest.param((b"data: abcde\n", b"\n"), id="lf-split"),
+        pytest.param(tuple(bytes([c]) for c in b"data: abcde\n\n"), id="bytewise"),
+    ],
+)
+def test_event_one_over_max_event_size_rejected_however_cut(pieces: tuple[bytes, ...]) -> None:
+    with pytest.raises(SSEParsingError):
+        parse(*pieces, max_event_size=10)
+
+
+def test_buffered_never_exceeds_max_event_size() -> None:
+    # Once reported max_event_size + 1: the held line end was counted.
+    parser = Parser(max_event_size=3)
+    parser.feed(b"abc\n")  # a 3-character line: allowed
+    assert parser.buffered <= 3
+    with pytest.raises(SSEParsingError):
+        parser.feed(b"d")

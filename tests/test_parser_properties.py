@@ -1,0 +1,332 @@
+"""Property tests of the event-stream parser, against a slow spec reference.
+
+The streams come from two strategies: realistic event streams built from
+field lines (with every awkward case the specification covers mixed in) and
+fully arbitrary bytes. Each stream is fed to the parser in pieces cut at
+random points, and the items must not depend on the cuts — even when a cut
+splits a CRLF, a UTF-8 sequence or the leading BOM — and must match what
+``tests.spec_reference`` finds in the whole stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional, Union
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from ssesync import Event, SSEParsingError
+from ssesync._parser import Parser
+from tests.spec_reference import ReferenceStream, reference_parse
+
+SETTINGS = settings(
+    max_examples=250,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+SMALL_MAX = 64
+
+# -- strategies ------------------------------------------------------------------------
+
+#: Bytes that are not valid UTF-8 on their own: a stray continuation byte, bytes
+#: never used, truncated sequences, an encoded surrogate, an overlong encoding,
+#: a code point beyond U+10FFFF.
+INVALID_UTF8 = st.sampled_from(
+    [b"\x80", b"\xbf", b"\xff", b"\xfe", b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98",
+     b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80", b"\xef\xbb"]
+)  # fmt: skip
+
+#: Text without line ends (surrogates cannot be encoded; they are covered by
+#: the invalid bytes above).
+PLAIN_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
+    max_size=12,
+)
+
+SPECIAL_VALUES = st.sampled_from(
+    ["", " ", "  ", " x", "  x", "x ", "\ufeff", "\ufeffx", "\x00", "a\x00b", ":", " : ",
+     "0", "12", " 12", "007", "1.5", "-1", "+1", "1e3", "\u0661\u0662", "\uff11", "\u00b2",
+     "999999999999999", "1000000000000000", "12345678901234567890", "0" * 20 + "5",
+     "message", "caf\u00e9", "\u4e2d\u6587", "\U0001f600", "data: nested"]
+)  # fmt: skip
+
+LONG_VALUES = st.builds(lambda char, n: char * n, st.sampled_from("x\u00e9\u20ac\U0001f600"),
+                        st.integers(40, 120))  # fmt: skip
+
+VALUE_TEXT = st.one_of(PLAIN_TEXT, PLAIN_TEXT, SPECIAL_VALUES, SPECIAL_VALUES, LONG_VALUES)
+
+
+@st.composite
+def values(draw: st.DrawFn) -> bytes:
+    """A field value, sometimes with invalid UTF-8 spliced in."""
+    raw = draw(VALUE_TEXT).encode("utf-8")
+    if draw(st.integers(0, 7)) == 0:
+        at = draw(st.integers(0, len(raw)))
+        raw = raw[:at] + draw(INVALID_UTF8) + raw[at:]
+    return raw
+
+
+FIELD_NAMES = st.sampled_from(
+    [b"data"] * 6 + [b"event", b"event", b"id", b"id", b"retry", b"retry",
+     b"Data", b"DATA", b"dat", b"datas", b" data", b"data ", b"foo", b"\xef\xbb\xbfdata", b"i\x00d"]
+)  # fmt: skip
+
+SEPARATORS = st.sampled_from([b": ", b": ", b":", b":  ", b":\t"])
+
+LINE_ENDS = st.sampled_from([b"\n", b"\r\n", b"\r"])
+
+
+@st.composite
+def lines(draw: st.DrawFn) -> bytes:
+    """One line without its end: a field, a bare field name, a comment or blank."""
+    kind = draw(st.integers(0, 11))
+    if kind <= 7:
+        return draw(FIELD_NAMES) + draw(SEPARATORS) + draw(values())
+    if kind <= 9:
+        return draw(FIELD_NAMES)  # no colon: the value is ""
+    if kind == 10:
+        return b":" + draw(values())  # a comment
+    return b""  # a stray blank line
+
+
+@st.composite
+def blocks(draw: st.DrawFn) -> bytes:
+    """Some lines, each with its own line end, usually closed by a blank line."""
+    out = b"".join(line + draw(LINE_ENDS) for line in draw(st.lists(lines(), max_size=4)))
+    if draw(st.integers(0, 7)):
+        out += draw(LINE_ENDS)
+    return out
+
+
+@st.composite
+def event_streams(draw: st.DrawFn) -> bytes:
+    """A realistic event stream with mixed line ends, BOMs and awkward values."""
+    parts: list[bytes] = []
+    bom = draw(st.integers(0, 3))
+    if bom:
+        parts.append(b"\xef\xbb\xbf" * bom)  # a second BOM must be kept
+    parts.extend(draw(st.lists(blocks(), max_size=8)))
+    if draw(st.booleans()):
+        parts.append(draw(lines()))  # an unterminated last line
+    return b"".join(parts)
+
+
+STREAMS = st.one_of(event_streams(), st.binary(max_size=300))
+
+#: Arbitrary bytes drawn from the bytes that matter most to the parser.
+DENSE_BYTES = st.lists(
+    st.sampled_from([b"\r", b"\n", b":", b" ", b"d", b"data", b"id", b"retry", b"event",
+                     b"1", b"\x00", b"\xef", b"\xbb", b"\xbf", b"\xc3", b"\xa9", b"\xff", b"x"]),
+    max_size=120,
+).map(b"".join)  # fmt: skip
+
+ANY_STREAMS = st.one_of(STREAMS, DENSE_BYTES)
+
+
+@st.composite
+def cut(draw: st.DrawFn, stream: st.SearchStrategy[bytes]) -> tuple[bytes, list[bytes]]:
+    """A stream and a list of pieces that join up to it (some may be empty)."""
+    data = draw(stream)
+    if draw(st.integers(0, 5)) == 0:
+        return data, [data[i : i + 1] for i in range(len(data))]  # byte by byte
+    # Favour the cuts that matter: right after a CR or LF (seams inside CRLF
+    # and between the two LFs of a blank line) and inside multi-byte sequences.
+    anywhere = st.integers(0, len(data))
+    tricky = [i for i in range(1, len(data)) if data[i - 1] in b"\r\n" or data[i - 1] >= 0x80]
+    where = st.one_of(anywhere, st.sampled_from(tricky)) if tricky else anywhere
+    points = sorted(draw(st.lists(where, max_size=12)))
+    bounds = [0, *points, len(data)]
+    return data, [data[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+Item = tuple[object, ...]
+
+
+def encode(items: Sequence[Union[Event, str]]) -> list[Item]:
+    """Items in the reference's encoding: 5-tuples and ("comment", text)."""
+    out: list[Item] = []
+    for item in items:
+        if isinstance(item, Event):
+            out.append(tuple(tuple.__iter__(item)))
+        else:
+            assert isinstance(item, str)
+            out.append(("comment", item))
+    return out
+
+
+#: Retry values from this many ms up are held at a cap by the parser (int()
+#: refuses more than 4300 digits); for the comparison they all count as equal.
+HUGE_RETRY = 10**15
+
+
+def canon_retry(retry: object) -> object:
+    if isinstance(retry, int) and retry >= HUGE_RETRY:
+        return "huge"
+    return retry
+
+
+def canon(items: Sequence[Item]) -> list[Item]:
+    """``items`` with every retry value of HUGE_RETRY or more as "huge"."""
+    return [
+        (*item[:3], canon_retry(item[3]), item[4]) if len(item) == 5 else item for item in items
+    ]
+
+
+def feed_all(pieces: Sequence[bytes], **kwargs: object) -> tuple[list[Item], Parser]:
+    parser = Parser(**kwargs)  # type: ignore[arg-type]
+    items: list[Union[Event, str]] = []
+    for piece in pieces:
+        items.extend(parser.feed(piece))
+    return encode(items), parser
+
+
+# -- properties ------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(data=STREAMS, last_event_id=st.sampled_from(["", "seed", "\u00e9"]))
+@example(data=b"\xef\xbb\xbf\xef\xbb\xbfdata: x\n\n", last_event_id="")
+@example(data=b"data: x\r\rid\r\r", last_event_id="old")
+def test_one_read_matches_reference(data: bytes, last_event_id: str) -> None:
+    items, parser = feed_all([data], last_event_id=last_event_id)
+    expected, expected_last_id = reference_parse(data, last_event_id)
+    assert canon(items) == canon(expected)
+    assert parser.last_event_id == expected_last_id
+
+
+@SETTINGS
+@given(data=ANY_STREAMS)
+def test_byte_by_byte_matches_reference(data: bytes) -> None:
+    items, parser = feed_all([data[i : i + 1] for i in range(len(data))])
+    expected, expected_last_id = reference_parse(data)
+    assert canon(items) == canon(expected)
+    assert parser.last_event_id == expected_last_id
+
+
+@SETTINGS
+@given(case=cut(ANY_STREAMS))
+@example(case=(b"data: a\n\ndata: b\n\n", [b"data: a\n", b"\ndata: b\n\n"]))
+@example(case=(b"id: 1\r\n\r\ndata: b\r\n\r\n", [b"id: 1\r", b"\n\r", b"\ndata: b\r\n\r\n"]))
+@example(case=(b"retry: 5\ndata: x\n\nretry: 9\n", [b"retry: 5\ndata: x\n\nretry: 9\n"]))
+def test_cut_reads_match_one_read_and_reference(case: tuple[bytes, list[bytes]]) -> None:
+    data, pieces = case
+    items, parser = feed_all(pieces)
+    one_read, _ = feed_all([data])
+    reference = ReferenceStream()
+    reference.parse(data)
+    assert items == one_read
+    assert canon(items) == canon(reference.items)
+    assert parser.last_event_id == reference.last_event_id
+    # The reconnection time, once the stream has ended (the parser applies
+    # the retry lines of an unfinished block then).
+    parser.end()
+    assert canon_retry(parser.retry) == canon_retry(reference.reconnection_time)
+
+
+@SETTINGS
+@given(case=cut(ANY_STREAMS))
+def test_small_max_event_size_only_raises_parsing_error_and_stays_bounded(
+    case: tuple[bytes, list[bytes]],
+) -> None:
+    _, pieces = case
+    parser = Parser(max_event_size=SMALL_MAX)
+    for piece in pieces:
+        try:
+            parser.feed(piece)
+        except SSEParsingError:
+            continue  # feeding on after an error must stay safe and bounded too
+        assert parser.buffered <= SMALL_MAX
+
+
+def _outcome(pieces: Sequence[bytes], **kwargs: object) -> object:
+    try:
+        return feed_all(pieces, **kwargs)[0]
+    except SSEParsingError:
+        return SSEParsingError
+
+
+@SETTINGS
+@given(case=cut(ANY_STREAMS), strict=st.booleans())
+@example(case=(b"data: abcd\n\n", [b"data: abcd\n", b"\n"]), strict=False)
+def test_small_max_event_size_outcome_does_not_depend_on_cuts(
+    case: tuple[bytes, list[bytes]], strict: bool
+) -> None:
+    data, pieces = case
+    size = 10 if len(data) % 2 else SMALL_MAX
+    one_read = _outcome([data], max_event_size=size, strict=strict)
+    assert _outcome(pieces, max_event_size=size, strict=strict) == one_read
+
+
+@SETTINGS
+@given(data=ANY_STREAMS)
+def test_small_max_event_size_agrees_with_reference_when_nothing_raises(data: bytes) -> None:
+    try:
+        items, _ = feed_all([data], max_event_size=SMALL_MAX)
+    except SSEParsingError:
+        return
+    expected, _ = reference_parse(data)
+    assert canon(items) == canon(expected)
+
+
+@SETTINGS
+@given(case=cut(ANY_STREAMS))
+def test_strict_mode_only_raises_parsing_error(case: tuple[bytes, list[bytes]]) -> None:
+    _, pieces = case
+    parser = Parser(strict=True)
+    for piece in pieces:
+        try:
+            parser.feed(piece)
+        except SSEParsingError:
+            return
+
+
+@SETTINGS
+@given(data=ANY_STREAMS)
+def test_strict_mode_when_it_accepts_agrees_with_lenient_mode(data: bytes) -> None:
+    try:
+        strict_items, _ = feed_all([data], strict=True)
+    except SSEParsingError:
+        return
+    lenient_items, _ = feed_all([data])
+    assert strict_items == lenient_items
+
+
+def _valid_only(
+    stream_lines: Sequence[tuple[str, str, Optional[str]]],
+) -> bytes:
+    return b"".join(
+        (name + (sep if value is not None else "") + (value or "") + "\n").encode()
+        for name, sep, value in stream_lines
+    )
+
+
+VALID_LINES = st.lists(
+    st.tuples(
+        st.sampled_from(["data", "event", "id", "retry", ""]),
+        st.sampled_from([":", ": "]),
+        st.one_of(st.none(), st.text(alphabet="ab 1", max_size=6)),
+    ),
+    max_size=15,
+)
+
+
+@SETTINGS
+@given(stream_lines=VALID_LINES)
+def test_strict_mode_accepts_streams_without_violations(
+    stream_lines: list[tuple[str, str, Optional[str]]],
+) -> None:
+    cleaned = []
+    for name, sep, value in stream_lines:
+        if name == "retry":
+            value = "1500"  # the only retry values strict mode accepts are digits
+        cleaned.append((name, sep, value))
+    data = _valid_only(cleaned) + b"\n"
+    strict_items, _ = feed_all([data], strict=True)
+    expected, _ = reference_parse(data)
+    assert canon(strict_items) == canon(expected)
