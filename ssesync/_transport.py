@@ -163,8 +163,13 @@ def _register_socket(sock: Optional[socket.socket]) -> None:
         attempt.attach_socket(sock)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
-    """An HTTP connection that registers its socket with the current attempt."""
+class _SocketWatcher(HTTPConnection):
+    """Registers the connection's socket with the current attempt.
+
+    It is mixed in before urllib3's HTTP and HTTPS connection classes: once
+    connected (before a request body is sent) and again before waiting for
+    the response headers, which also covers a connection reused from the pool.
+    """
 
     def connect(self) -> None:
         super().connect()
@@ -175,16 +180,12 @@ class _WatchedHTTPConnection(HTTPConnection):
         return super().getresponse(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    """The HTTPS twin of :class:`_WatchedHTTPConnection`."""
+class _WatchedHTTPConnection(_SocketWatcher):
+    pass
 
-    def connect(self) -> None:
-        super().connect()
-        _register_socket(self.sock)
 
-    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        _register_socket(self.sock)
-        return super().getresponse(*args, **kwargs)
+class _WatchedHTTPSConnection(_SocketWatcher, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):

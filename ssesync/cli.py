@@ -111,24 +111,22 @@ def _method(text: str) -> str:
     return text.upper()
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, minimum: int) -> int:
     try:
         number = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    if number < minimum:
+        raise argparse.ArgumentTypeError(f"expected {minimum} or more, got {text!r}")
     return number
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
 
 
 def _count(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text!r}")
-    return number
+    return _whole_number(text, 0)
 
 
 def _seconds(text: str) -> float:

@@ -245,7 +245,6 @@ def test_requests_session_with_mocked_stream() -> None:
         "http://sse.test/stream",
         body=b"retry: 10\nid: 1\ndata: a\n\nevent: x\ndata: b\n\n",
         content_type="text/event-stream",
-        stream=True,
     )
     session = requests.Session()
     session.headers["X-Session"] = "yes"
