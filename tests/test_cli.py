@@ -362,7 +362,7 @@ def test_usage_errors_exit_2_from_the_real_process() -> None:
         ([], "the following arguments are required: URL"),
         (["--bogus", "http://x/"], "unrecognized arguments: --bogus"),
         (["--max-events", "0", "http://x/"], "1 or more"),
-        (["--timeout", "-1", "http://x/"], "1 or more"),
+        (["--timeout", "-1", "http://x/"], "above 0"),
         (["--retry-delay", "soon", "http://x/"], "milliseconds"),
         (["-H", "Authorization Bearer s3cret", "http://x/"], "no colon"),
         (["-H", "Bad Name: s3cret", "http://x/"], "invalid header name 'Bad Name'"),
