@@ -508,7 +508,10 @@ class EventSource:
             if self._finalized:
                 return
             self._finalized = True
+            stream, self._opened_stream = self._opened_stream, None
         self.ready_state = ReadyState.CLOSED
+        if stream is not None:  # opened by SSEClient.connect(), never read
+            stream.close()
         if self._owns_transport:
             self._transport.close()
         self._done.set()

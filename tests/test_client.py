@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,6 +123,28 @@ def test_leaving_the_client_closes_its_connections_and_pool(sse_server: SSEServe
     assert len(pool_manager.pools) == 0
     with pytest.raises(RuntimeError, match="closed"):
         client.connect(sse_server.url_for("/s"))
+
+
+def test_closing_an_unread_connection_releases_its_socket(sse_server: SSEServer) -> None:
+    client_gone = threading.Event()
+
+    def handler(conn: StreamConnection) -> None:
+        conn.send_headers()
+        conn.event("never read")
+        conn.stall()  # returns once the client has closed its side
+        client_gone.set()
+
+    sse_server.route("/s", handler)
+    with SSEClient() as client:
+        baseline = len(os.listdir("/proc/self/fd"))
+        conn = client.connect(sse_server.url_for("/s"))
+        conn.close()
+        assert client_gone.wait(5)
+        deadline = time.monotonic() + 5  # the server closes its side just after
+        while len(os.listdir("/proc/self/fd")) > baseline and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(os.listdir("/proc/self/fd")) == baseline
+        assert conn.ready_state is ReadyState.CLOSED
 
 
 def test_client_defaults_apply_and_connect_overrides(sse_server: SSEServer) -> None:
