@@ -23,6 +23,7 @@ from ._transport import (
     Request,
     Stream,
     body_reader,
+    invalid_target_error,
     redact_url,
     urllib3_error,
 )
@@ -97,6 +98,8 @@ class RequestsTransport:
             )
         except requests.RequestException as exc:
             raise requests_error(exc, request.url) from exc
+        except ValueError as exc:  # e.g. a redirect to an unparsable Location
+            raise invalid_target_error(request.url) from exc
         stream = _RequestsStream(response, request.url, request.reuse_connection)
         attempt.attach_stream(stream)
         return stream

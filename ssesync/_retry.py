@@ -11,7 +11,9 @@ and all of the current delay, so many clients dropped together do not come
 back together. A ``Retry-After`` from the server is a floor for the wait,
 itself capped by ``max_retry_delay``. A connection that stayed healthy (it
 delivered an event, or stayed open for :data:`HEALTHY_AFTER` seconds) resets
-the count, so the next reconnect waits the base delay again.
+the count, so the next reconnect waits the base delay again. A base of 0
+means the first reconnect is immediate; consecutive failures after it back
+off from :data:`ZERO_BASE_FLOOR_MS`, so ``retry: 0`` cannot cause a storm.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ import random
 import time
 from typing import Callable, Optional
 
-__all__ = ["HEALTHY_AFTER", "Backoff", "parse_retry_after"]
+__all__ = ["HEALTHY_AFTER", "ZERO_BASE_FLOOR_MS", "Backoff", "parse_retry_after"]
 
 #: Seconds a connection must stay open to count as healthy without an event.
 HEALTHY_AFTER = 5.0
+#: With a base delay of 0, the first reconnect is immediate; failures after it
+#: back off from this many ms, so a server that answers ``retry: 0`` and closes
+#: at once cannot start a reconnect storm.
+ZERO_BASE_FLOOR_MS = 100.0
 
 
 class Backoff:
@@ -72,7 +78,10 @@ class Backoff:
         :param retry_after: seconds from the server's ``Retry-After``, if any.
         """
         self.attempts += 1
-        current = min(self.max_ms, self.base_ms * 2.0 ** min(self.attempts - 1, 62))
+        base, doublings = self.base_ms, self.attempts - 1
+        if base == 0 and doublings > 0:
+            base, doublings = ZERO_BASE_FLOOR_MS, doublings - 1
+        current = min(self.max_ms, base * 2.0 ** min(doublings, 62))
         wait = current * (0.5 + 0.5 * self._random())
         if retry_after is not None and retry_after > 0:
             wait = max(wait, min(retry_after * 1000.0, self.max_ms))

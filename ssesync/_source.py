@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json as _json
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -102,6 +103,29 @@ def _encode_body(
 def _check_header_value(name: str, value: str) -> None:
     if "\r" in value or "\n" in value or "\0" in value:
         raise ValueError(f"{name} must not contain CR, LF or NUL")
+
+
+def _wire_value(value: Any) -> Union[str, bytes]:
+    """Header values outside ASCII go out as UTF-8 (http.client would refuse them)."""
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("utf-8")
+    return value  # type: ignore[no-any-return]
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _header_problem(headers: Mapping[str, Any]) -> Optional[str]:
+    """What is wrong with ``headers`` (naming the header, never its value)."""
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            return f"invalid header name {str(name)[:60]!r}"
+        if not isinstance(value, (str, bytes)):
+            return f"the value of header {name} must be str or bytes"
+        text = value if isinstance(value, str) else value.decode("latin-1")
+        if "\r" in text or "\n" in text or "\0" in text:
+            return f"the value of header {name} contains CR, LF or NUL"
+    return None
 
 
 class _RecentIds:
@@ -209,6 +233,9 @@ class EventSource:
         if max_event_size <= 0:
             raise ValueError("max_event_size must be positive")
         self.url = url
+        problem = _header_problem(dict(headers or {}))
+        if problem:
+            raise ValueError(problem)
         self.headers: MutableMapping[str, str] = HTTPHeaderDict(dict(headers or {}))
         if last_event_id is None:
             # A Last-Event-ID given among the headers is the starting id.
@@ -511,7 +538,7 @@ class EventSource:
             stream, self._opened_stream = self._opened_stream, None
         self.ready_state = ReadyState.CLOSED
         if stream is not None:  # opened by SSEClient.connect(), never read
-            stream.close()
+            self._end_attempt(stream)
         if self._owns_transport:
             self._transport.close()
         self._done.set()
@@ -596,8 +623,8 @@ class EventSource:
                     parser.end()
                     if parser.retry is not None:
                         self._backoff.set_server_delay(parser.retry)
-                    stream.close(
-                        reuse=self._keep_connection and error is None and not self._closing
+                    self._end_attempt(
+                        stream, reuse=self._keep_connection and error is None and not self._closing
                     )
                 if delivered:
                     delivered_before = True
@@ -631,11 +658,12 @@ class EventSource:
                 if self._stopping():
                     return None
                 self._attempt = attempt
-            request = self._build_request()
             log.debug("connecting to %s", redact_url(self.url))
             try:
+                request = self._build_request()
                 stream = self._transport.open(request, attempt)
             except SSEConnectionError as exc:
+                attempt.release()
                 if self._stopping():
                     return None
                 if self._take_reconnect_request():
@@ -643,16 +671,16 @@ class EventSource:
                 self._after_failure(exc)
                 continue
             if self._stopping():
-                stream.close()
+                self._end_attempt(stream)
                 return None
             if stream.status == 204:
-                stream.close()
+                self._end_attempt(stream)
                 log.info("%s answered 204 No Content: the stream is over", redact_url(self.url))
                 return None
             try:
                 check_response(stream, request.url)
             except SSEConnectionError as exc:
-                stream.close()
+                self._end_attempt(stream)
                 self._after_failure(exc)
                 continue
             self.ready_state = ReadyState.OPEN
@@ -661,6 +689,13 @@ class EventSource:
                 self._call_hook(hook, self)
             return stream
         return None
+
+    def _end_attempt(self, stream: Stream, reuse: bool = False) -> None:
+        """Release the response of the current attempt, and the attempt."""
+        stream.close(reuse=reuse)
+        attempt = self._attempt
+        if attempt is not None:
+            attempt.release()
 
     def _stopping(self) -> bool:
         """Whether close() was called (a call, so type checkers don't narrow it)."""
@@ -674,12 +709,17 @@ class EventSource:
             headers[name] = value
         for name, value in list(self.headers.items()):
             headers[name] = value
+        problem = _header_problem(headers)
+        if problem:  # source.headers was changed since the constructor checked it
+            raise SSEConnectionError(problem, url=redact_url(self.url), retryable=False)
         headers.pop("Last-Event-ID", None)
         if not self._keep_connection:
             # Without it urllib3 would pool a cleanly finished connection and
             # the next reconnect would reuse it: keep_connection=True's job.
             headers.setdefault("Connection", "close")
-        request_headers: dict[str, Union[str, bytes]] = dict(headers.items())
+        request_headers: dict[str, Union[str, bytes]] = {
+            name: _wire_value(value) for name, value in headers.items()
+        }
         if self._last_event_id:
             request_headers["Last-Event-ID"] = self._last_event_id.encode("utf-8")
         return Request(

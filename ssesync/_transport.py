@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ import urllib3
 from urllib3 import exceptions as u3exc
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.connection import allowed_gai_family
 from urllib3.util.retry import Retry
 
 from ._chunked import ChunkedDecoder, ChunkedEncodingError
@@ -51,6 +53,7 @@ __all__ = [
     "Urllib3Transport",
     "body_reader",
     "check_response",
+    "invalid_target_error",
     "redact_url",
 ]
 
@@ -112,21 +115,47 @@ class Attempt:
         self._lock = threading.Lock()
         self._aborted = False
         self._sockets: list[socket.socket] = []
+        self._duplicates: list[socket.socket] = []
         self._stream: Optional[Stream] = None
 
     @property
     def aborted(self) -> bool:
         return self._aborted
 
-    def attach_socket(self, sock: Optional[socket.socket]) -> None:
+    def attach_socket(self, sock: Optional[socket.socket], duplicate: bool = False) -> None:
+        """Shut ``sock`` down on :meth:`abort`.
+
+        :param duplicate: hold a duplicate of the descriptor instead of the
+            socket object: TLS wraps a socket by moving its descriptor to a new
+            object, which leaves the one registered here detached. Shutting
+            down the duplicate still ends the connection. Duplicates are
+            closed by :meth:`release`.
+        """
         if sock is None:
             return
+        if duplicate:
+            try:
+                sock = socket.fromfd(sock.fileno(), sock.family, sock.type)
+            except OSError:
+                return
         with self._lock:
             if not self._aborted:
                 if sock not in self._sockets:
                     self._sockets.append(sock)
+                if duplicate:
+                    self._duplicates.append(sock)
                 return
         _shutdown(sock)
+        if duplicate:
+            sock.close()
+
+    def release(self) -> None:
+        """The attempt is over: close the descriptors it duplicated."""
+        with self._lock:
+            duplicates, self._duplicates = self._duplicates, []
+            self._sockets = [s for s in self._sockets if s not in duplicates]
+        for sock in duplicates:
+            sock.close()
 
     def attach_stream(self, stream: Stream) -> None:
         with self._lock:
@@ -166,18 +195,73 @@ def _register_socket(sock: Optional[socket.socket]) -> None:
 class _SocketWatcher(HTTPConnection):
     """Registers the connection's socket with the current attempt.
 
-    It is mixed in before urllib3's HTTP and HTTPS connection classes: once
-    connected (before a request body is sent) and again before waiting for
-    the response headers, which also covers a connection reused from the pool.
+    It is mixed in before urllib3's HTTP and HTTPS connection classes. A new
+    socket is registered before it connects, so an abort also ends a TCP
+    connect or TLS handshake that hangs (shutting down a socket that is still
+    connecting wakes the ``connect()``); a socket reused from the pool is
+    registered before the wait for the response headers.
     """
 
-    def connect(self) -> None:
-        super().connect()
-        _register_socket(self.sock)
+    def _new_conn(self) -> socket.socket:
+        attempt: Optional[Attempt] = getattr(_current, "attempt", None)
+        if attempt is None:
+            return super()._new_conn()
+        # urllib3's own _new_conn, with the socket registered before connect().
+        try:
+            sock = _open_socket(
+                self._dns_host, self.port, self.timeout, self.source_address,
+                self.socket_options, attempt, isinstance(self, HTTPSConnection),
+            )
+        except socket.gaierror as exc:
+            raise u3exc.NameResolutionError(self.host, self, exc) from exc
+        except socket.timeout as exc:
+            raise u3exc.ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+            ) from exc
+        except OSError as exc:
+            raise u3exc.NewConnectionError(
+                self, f"Failed to establish a new connection: {exc}"
+            ) from exc
+        sys.audit("http.client.connect", self, self.host, self.port)
+        return sock
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         _register_socket(self.sock)
         return super().getresponse(*args, **kwargs)
+
+
+def _open_socket(
+    host: str,
+    port: int,
+    timeout: Any,
+    source_address: Optional[tuple[str, int]],
+    options: Any,
+    attempt: Attempt,
+    tls: bool,
+) -> socket.socket:
+    """Connect to ``host``, as urllib3 does, registering each socket first."""
+    host = host.strip("[]")
+    error: Optional[OSError] = None
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host, port, allowed_gai_family(), socket.SOCK_STREAM
+    ):
+        sock = socket.socket(family, kind, proto)
+        try:
+            attempt.attach_socket(sock, duplicate=tls)
+            if attempt.aborted:
+                raise OSError("the connection attempt was cancelled")
+            for option in options or ():
+                sock.setsockopt(*option)
+            if timeout is None or isinstance(timeout, (int, float)):
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            error = exc
+            sock.close()
+    raise error or OSError("getaddrinfo returned no addresses")
 
 
 class _WatchedHTTPConnection(_SocketWatcher):
@@ -381,6 +465,8 @@ class Urllib3Transport:
             )
         except (u3exc.HTTPError, HTTPException, OSError) as exc:
             raise urllib3_error(exc, request.url) from exc
+        except ValueError as exc:  # e.g. a redirect to an unparsable Location
+            raise invalid_target_error(request.url) from exc
         finally:
             _current.attempt = None
         stream = _Urllib3Stream(response, request.url, request.reuse_connection)
@@ -457,6 +543,18 @@ def _cause_text(exc: BaseException) -> str:
         if isinstance(item, OSError) and item.errno is not None:
             return item.strerror or str(item)
     return str(chain[-1]) or type(chain[-1]).__name__
+
+
+def invalid_target_error(url: str) -> SSEConnectionError:
+    """A request urllib3 or requests refused as malformed, e.g. a bad redirect.
+
+    The original message is left out on purpose: http.client quotes the
+    offending header value in it, and header values are often credentials.
+    """
+    where = redact_url(url)
+    return SSEConnectionError(
+        f"invalid URL or redirect target while requesting {where}", url=where, retryable=False
+    )
 
 
 def check_response(stream: Stream, url: str) -> None:

@@ -25,8 +25,14 @@ def test_delay_doubles_per_failed_attempt_up_to_the_cap() -> None:
 
 
 def test_zero_delay_means_at_once() -> None:
-    b = backoff(base=0)
-    assert [b.next_delay() for _ in range(3)] == [0, 0, 0]
+    assert backoff(base=0).next_delay() == 0
+
+
+def test_zero_delay_failures_after_the_first_back_off_from_a_floor() -> None:
+    b = backoff(base=0, cap=1000)
+    assert [b.next_delay() for _ in range(6)] == pytest.approx([0, 0.1, 0.2, 0.4, 0.8, 1.0])
+    b.reset()
+    assert b.next_delay() == 0
 
 
 def test_server_retry_replaces_the_base() -> None:
