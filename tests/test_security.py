@@ -1,0 +1,328 @@
+"""Security: no header injection through event ids, no leaked credentials.
+
+A server controls the ids that ssesync sends back in ``Last-Event-ID``, and a
+caller controls the ``last_event_id`` option: neither may ever smuggle another
+request header in. Request header values (tokens, cookies) and query strings
+(``?token=``) must never reach a log record, the text of an exception, or the
+command line's stderr, whatever goes wrong along the way.
+
+(TLS verification by default and credentials dropped on a redirect to another
+host are tested in ``test_client.py``.)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from ssesync import Event, EventSource, SSEConnectionError
+from ssesync.testing import SSEServer, StreamConnection
+
+WAIT = 10.0
+ROOT = Path(__file__).resolve().parent.parent
+
+TOKEN = "tok-7f3a9c1e"
+COOKIE = "cookie-51d0b2aa"
+API_KEY = "key-c4e8d6f2"
+QUERY = "query-9b7e2d4c"
+PASSWORD = "pw-3e1f8a6b"
+SECRETS = (TOKEN, COOKIE, API_KEY, QUERY, PASSWORD)
+SECRET_HEADERS = {
+    "Authorization": f"Bearer {TOKEN}",
+    "Cookie": f"session={COOKIE}",
+    "X-Api-Key": API_KEY,
+}
+
+
+def fast(url: str, **options: Any) -> EventSource:
+    options.setdefault("retry_delay", 0)
+    options.setdefault("timeout", (5, 10))
+    return EventSource(url, **options)
+
+
+def take(source: EventSource, n: int) -> list[Event]:
+    out: list[Event] = []
+    for event in source:
+        out.append(event)
+        if len(out) == n:
+            break
+    return out
+
+
+def reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("ssesync-http")]
+
+
+@pytest.fixture(autouse=True)
+def no_reader_thread_left() -> Iterator[None]:
+    yield
+    deadline = time.monotonic() + WAIT
+    while reader_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert reader_threads() == []
+
+
+def header_names(server: SSEServer, index: int) -> set[str]:
+    return {name.lower() for name in server.requests[index].headers}
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"{secret!r} leaked into: {text!r}"
+
+
+def everything_about(exc: BaseException) -> str:
+    """An exception's str, repr and full printed traceback, causes included."""
+    printed = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return "\n".join([str(exc), repr(exc), printed])
+
+
+# -- ids from the server cannot inject request headers ---------------------------------------
+
+
+def test_server_id_with_nul_is_ignored_and_never_sent(sse_server: SSEServer) -> None:
+    sse_server.route(
+        "/s",
+        sse_server.raw([b"id: 1\ndata: a\n\nid: 1\x00X-Evil: 1\ndata: b\n\n"], then="drop"),
+        sse_server.events([{"data": "c"}], then="stall"),
+    )
+    with fast(sse_server.url_for("/s")) as source:
+        got = take(source, 3)
+    assert [(e.data, e.id, e.last_event_id) for e in got] == [
+        ("a", "1", "1"),
+        ("b", None, "1"),
+        ("c", None, "1"),
+    ]
+    assert sse_server.requests[1].last_event_id == "1"
+    assert "x-evil" not in header_names(sse_server, 1)
+
+
+@pytest.mark.parametrize("newline", [b"\r", b"\n", b"\r\n"], ids=["cr", "lf", "crlf"])
+def test_server_id_cannot_carry_a_line_break_into_the_request(
+    sse_server: SSEServer, newline: bytes
+) -> None:
+    # The line break ends the id line: "X-Evil: 1" becomes an unknown field.
+    block = b"id: 2" + newline + b"X-Evil: 1" + newline + b"data: a" + newline + newline
+    sse_server.route(
+        "/s",
+        sse_server.raw([block], then="drop"),
+        sse_server.events([{"data": "b"}], then="stall"),
+    )
+    with fast(sse_server.url_for("/s")) as source:
+        got = take(source, 2)
+    assert got[0].id == "2"
+    assert sse_server.requests[1].last_event_id == "2"
+    assert "x-evil" not in header_names(sse_server, 1)
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\x85", "\x0b", "\x0c", "\t"])
+def test_server_id_with_other_separators_stays_one_header_value(
+    sse_server: SSEServer, separator: str
+) -> None:
+    server_id = f"3{separator}X-Evil: 1"
+    sse_server.route(
+        "/s",
+        sse_server.raw([f"id: {server_id}\ndata: a\n\n".encode()], then="drop"),
+        sse_server.events([{"data": "b"}], then="stall"),
+    )
+    with fast(sse_server.url_for("/s")) as source:
+        got = take(source, 2)
+    assert got[0].id == server_id
+    assert "x-evil" not in header_names(sse_server, 1)
+    assert sse_server.requests[1].last_event_id == server_id.strip()
+
+
+@pytest.mark.parametrize("transport", ["urllib3", "requests"])
+def test_non_ascii_server_id_is_sent_back_as_utf8(sse_server: SSEServer, transport: str) -> None:
+    sse_server.route(
+        "/s",
+        sse_server.raw(["id: é🎉\ndata: a\n\n"], then="drop"),
+        sse_server.events([{"data": "b"}], then="stall"),
+    )
+    options: dict[str, Any] = {}
+    if transport == "requests":
+        options["session"] = requests.Session()
+    with fast(sse_server.url_for("/s"), **options) as source:
+        got = take(source, 2)
+    assert [e.last_event_id for e in got] == ["é🎉", "é🎉"]
+    # RecordedRequest decodes a header as UTF-8 only when it is valid UTF-8.
+    assert sse_server.requests[1].last_event_id == "é🎉"
+
+
+def test_non_ascii_last_event_id_option_is_sent_as_utf8(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "a"}]))
+    list(fast(sse_server.url_for("/s"), reconnect=False, last_event_id="ünï-42"))
+    assert sse_server.requests[0].last_event_id == "ünï-42"
+
+
+# -- the last_event_id option is checked --------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["1\rX-Evil: 1", "1\nX-Evil: 1", "1\x00X-Evil: 1", "\r\n"])
+@pytest.mark.parametrize("given_as", ["option", "header"])
+def test_last_event_id_with_cr_lf_or_nul_is_refused(bad: str, given_as: str) -> None:
+    options: dict[str, Any]
+    if given_as == "option":
+        options = {"last_event_id": bad}
+    else:
+        options = {"headers": {"Last-Event-ID": bad}}
+    with pytest.raises(ValueError, match="CR, LF or NUL") as info:
+        EventSource("http://127.0.0.1:1/s", **options)
+    assert "X-Evil" not in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["iteration", "thread"])
+def test_header_value_with_a_newline_is_refused_without_echoing_it(
+    sse_server: SSEServer, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "a"}]))
+    caplog.set_level(logging.DEBUG, logger="ssesync")
+    headers = {"Authorization": f"Bearer {TOKEN}\n"}
+    errors: list[BaseException] = []
+    try:
+        source = fast(sse_server.url_for("/s"), reconnect=False, headers=headers)
+        source.on_error(lambda src, exc: errors.append(exc))
+        if mode == "thread":
+            source.start()
+            assert source.join(WAIT)
+        else:
+            list(source)
+    except ValueError as raised:
+        errors.append(raised)
+    assert errors
+    for error in errors:
+        assert isinstance(error, ValueError)
+        assert_no_secret(everything_about(error))
+    assert_no_secret(caplog.text)
+    assert sse_server.connection_count == 0
+
+
+# -- credentials stay out of logs and exceptions -------------------------------------------------
+
+
+def _scenario(server: SSEServer) -> None:
+    """Routes that walk a source through every kind of connect, reconnect and failure."""
+
+    def stall(conn: StreamConnection) -> None:
+        conn.send_headers()
+        conn.event("before a stall", id="2")
+        conn.stall()
+
+    server.route(
+        "/s",
+        server.events([{"data": "a", "id": "1"}], then="drop"),  # connect, then a reset
+        server.status(503, headers={"Retry-After": "0"}),  # a retried status
+        stall,  # a read timeout
+        server.raw([b"data: " + b"x" * 300], then="stall"),  # a parse error
+        server.raw([b"data: a\n\n"], content_type="text/plain"),  # wrong type: the end
+    )
+
+
+@pytest.mark.parametrize("mode", ["iteration", "thread"])
+@pytest.mark.parametrize("transport", ["urllib3", "requests"])
+def test_secrets_never_reach_logs_or_exceptions(
+    sse_server: SSEServer, caplog: pytest.LogCaptureFixture, mode: str, transport: str
+) -> None:
+    _scenario(sse_server)
+    caplog.set_level(logging.DEBUG, logger="ssesync")
+    url = sse_server.url_for(f"/s?token={QUERY}")
+    options: dict[str, Any] = {
+        "headers": SECRET_HEADERS,
+        "timeout": (5, 0.3),
+        "max_event_size": 100,
+    }
+    if transport == "requests":
+        options["session"] = requests.Session()
+    source = fast(url, **options)
+    errors: list[BaseException] = []
+    source.on_error(lambda src, exc: errors.append(exc))
+    thread_names: set[str] = set()
+    source.on_open(lambda src: thread_names.add(threading.current_thread().name))
+    if mode == "thread":
+        source.start()
+        assert source.join(WAIT)
+    else:
+        with pytest.raises(SSEConnectionError) as info:
+            list(source)
+        errors.append(info.value)
+    # Every stage happened, with the credentials on every request.
+    assert sse_server.connection_count == 5
+    for request in sse_server.requests:
+        assert request.headers.get("authorization") == f"Bearer {TOKEN}"
+    assert len(errors) >= 5
+    records = [r for r in caplog.records if r.name.startswith("ssesync")]
+    assert any("connected to" in r.getMessage() for r in records)
+    # ssesync's own log records (urllib3 logs on its own logger, by its own rules):
+    logged = "\n".join(logging.Formatter().format(record) for record in records)
+    assert_no_secret(logged)
+    for exc in errors:
+        assert_no_secret(str(exc) + repr(exc) + repr(getattr(exc, "__dict__", {})))
+    assert_no_secret(repr(source))
+    assert_no_secret(" ".join(thread_names))
+
+
+def test_query_and_credentials_stay_out_of_the_error_traceback(sse_server: SSEServer) -> None:
+    # A program that logs the exception with its traceback prints its causes too.
+    sse_server.route("/s", sse_server.status(401))
+    url = sse_server.url_for(f"/s?token={QUERY}").replace("://", f"://user:{PASSWORD}@")
+    with pytest.raises(SSEConnectionError) as info:
+        list(fast(url, headers=SECRET_HEADERS))
+    assert info.value.status == 401
+    assert_no_secret(everything_about(info.value))
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONIOENCODING"] = "utf-8"
+    return subprocess.run(
+        [sys.executable, "-m", "ssesync", *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=WAIT,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_cli_never_prints_credentials_even_with_debug_logging(sse_server: SSEServer) -> None:
+    sse_server.route(
+        "/s",
+        sse_server.events([{"data": "a", "id": "1"}], then="drop"),
+        sse_server.status(503),
+        sse_server.status(401),
+    )
+    url = sse_server.url_for(f"/s?token={QUERY}")
+    result = _cli(
+        "-vv",
+        "--retry-delay",
+        "0",
+        "-H",
+        f"Authorization: Bearer {TOKEN}",
+        "-H",
+        f"Cookie: session={COOKIE}",
+        "-H",
+        f"X-Api-Key: {API_KEY}",
+        url,
+    )
+    assert result.returncode == 1
+    assert "401" in result.stderr.splitlines()[-1]
+    assert "reconnecting" in result.stderr  # it did log the reconnects
+    assert_no_secret(result.stderr)
+    assert sse_server.requests[-1].headers.get("authorization") == f"Bearer {TOKEN}"
