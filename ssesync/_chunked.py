@@ -15,6 +15,8 @@ stops at the last chunk.
 
 from __future__ import annotations
 
+from typing import Callable
+
 __all__ = ["ChunkedDecoder", "ChunkedEncodingError"]
 
 #: The longest chunk-size line accepted (size, extensions), in bytes.
@@ -45,47 +47,66 @@ class ChunkedDecoder:
             data = self._tail + data
             self._tail = b""
         end = len(data)
-        left = self._left
-        crlf = self._crlf
         pos = 0
         pieces: list[bytes] = []
+        append = pieces.append
+        if self._left or self._crlf:
+            pos = self._finish_chunk(data, append)
+            if self._left or self._crlf:
+                return pieces[0] if pieces else b""
+        find = data.find
+        startswith = data.startswith
         while pos < end:
-            if left:
-                stop = pos + left
-                if stop > end:
-                    pieces.append(data[pos:] if pos else data)
-                    left = stop - end
-                    pos = end
-                    break
-                pieces.append(data[pos:stop])
-                pos = stop
-                left = 0
-                crlf = 2
-            if crlf:
-                taken = min(crlf, end - pos)
-                if data[pos : pos + taken] != b"\r\n"[2 - crlf : 2 - crlf + taken]:
-                    raise ChunkedEncodingError("a chunk is not followed by CRLF")
-                pos += taken
-                crlf -= taken
-                if crlf:
-                    break
-            eol = data.find(b"\r\n", pos)
+            eol = find(b"\r\n", pos)
             if eol < 0:
                 if end - pos > MAX_SIZE_LINE:
                     raise ChunkedEncodingError("a chunk-size line is too long")
                 self._tail = data[pos:]
                 break
-            size = _chunk_size(data[pos:eol])
-            pos = eol + 2
-            if size == 0:
+            try:
+                size = int(data[pos:eol], 16)
+            except ValueError:
+                size = _chunk_size(data[pos:eol])
+            if size <= 0:
+                if size < 0:
+                    raise ChunkedEncodingError(f"invalid chunk size {data[pos:eol][:40]!r}")
                 self.done = True
                 break
-            left = size
-        self._left = left
-        self._crlf = crlf
+            start = eol + 2
+            stop = start + size
+            if stop + 2 <= end:
+                # The usual case: the whole chunk and its CRLF are here.
+                if not startswith(b"\r\n", stop):
+                    raise ChunkedEncodingError("a chunk is not followed by CRLF")
+                append(data[start:stop])
+                pos = stop + 2
+            else:
+                self._left = size
+                pos = start + self._finish_chunk(data[start:], append)
+                break
         if len(pieces) == 1:
             return pieces[0]
         return b"".join(pieces)
+
+    def _finish_chunk(self, data: bytes, append: Callable[[bytes], None]) -> int:
+        """Take what ``data`` holds of the chunk in progress; return the bytes used."""
+        end = len(data)
+        pos = 0
+        if self._left:
+            take = min(self._left, end)
+            if take:
+                append(data[:take] if take < end else data)
+            pos = take
+            self._left -= take
+            if self._left:
+                return pos
+            self._crlf = 2
+        taken = min(self._crlf, end - pos)
+        expected = b"\r\n"[2 - self._crlf : 2 - self._crlf + taken]
+        if data[pos : pos + taken] != expected:
+            raise ChunkedEncodingError("a chunk is not followed by CRLF")
+        self._crlf -= taken
+        return pos + taken
 
 
 def _chunk_size(line: bytes) -> int:

@@ -393,7 +393,7 @@ class EventSource:
                 raise RuntimeError("a closed EventSource cannot be started")
             if self._gen is not None:
                 raise RuntimeError("this EventSource is being iterated; it cannot be started")
-            self._gen = self._run()
+            self._gen = self._run(dispatch=True)
             self._thread = threading.Thread(
                 target=self._thread_main,
                 name=f"ssesync-{redact_url(self.url)}",
@@ -417,22 +417,8 @@ class EventSource:
     def _thread_main(self) -> None:
         assert self._gen is not None
         try:
-            if self._dispatcher is None:
-                # _dispatch, inlined: this loop runs once per event.
-                cache = self._handlers
-                for event in self._gen:
-                    type_ = event.event or "message"
-                    handlers = cache.get(type_)
-                    if handlers is None:
-                        handlers = self._receivers(type_)
-                    for handler in handlers:
-                        try:
-                            handler(event)
-                        except Exception as exc:
-                            self._handler_failed(type_, exc)
-            else:
-                for event in self._gen:
-                    self._dispatch_via(event)
+            for _ in self._gen:  # the loop dispatches itself; it yields nothing
+                pass
         except SSEError:
             pass  # already reported to the error hooks by the loop
         except BaseException as exc:  # a bug: report it rather than die silently
@@ -562,10 +548,17 @@ class EventSource:
                 log.exception("an on_error hook raised")
 
     # -- the read loop ---------------------------------------------------------
-    def _run(self) -> Iterator[Event]:
-        """Connect, read, parse, dedupe and reconnect: the one loop."""
+    def _run(self, dispatch: bool = False) -> Iterator[Event]:
+        """Connect, read, parse, dedupe and reconnect: the one loop.
+
+        Iteration gets each event yielded. With ``dispatch`` (the background
+        thread) each event goes to its handlers right here instead, which
+        spares a generator round trip per event on the callback path.
+        """
         self._loop_thread = threading.get_ident()
         recent_ids = _RecentIds() if self._dedupe else None
+        handler_cache = self._handlers
+        dispatcher = self._dispatcher
         last_data: Optional[str] = None
         delivered_before = False
         try:
@@ -615,7 +608,20 @@ class EventSource:
                                 check_replay = False
                                 last_data = item.data
                             delivered = True
-                            yield item
+                            if not dispatch:
+                                yield item
+                            elif dispatcher is not None:
+                                self._dispatch_via(item)
+                            else:  # _dispatch, inlined: this runs once per event
+                                type_ = item.event or "message"
+                                handlers = handler_cache.get(type_)
+                                if handlers is None:
+                                    handlers = self._receivers(type_)
+                                for handler in handlers:
+                                    try:
+                                        handler(item)
+                                    except Exception as exc:
+                                        self._handler_failed(type_, exc)
                         self._last_event_id = parser.last_event_id
                 except SSEError as exc:
                     error = exc
