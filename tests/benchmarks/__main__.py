@@ -1,0 +1,7 @@
+"""``python -m tests.benchmarks``: see ``README.md`` in this directory."""
+
+import sys
+
+from .runner import main
+
+sys.exit(main())
