@@ -27,7 +27,6 @@ import logging
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 from urllib.parse import urlencode, urlsplit
@@ -55,7 +54,8 @@ __all__ = ["DEDUPE_WINDOW", "EventSource"]
 
 log = logging.getLogger("ssesync")
 
-#: How many recent event ids are remembered to skip replays after reconnects.
+#: How many recent event ids are at least remembered to skip replays after
+#: reconnects (up to twice as many are).
 DEDUPE_WINDOW = 4096
 #: The default timeouts in seconds: (connect, read).
 DEFAULT_TIMEOUT: Timeout = (10.0, 300.0)
@@ -129,24 +129,26 @@ def _header_problem(headers: Mapping[str, Any]) -> Optional[str]:
 
 
 class _RecentIds:
-    """A bounded memory of delivered event ids, oldest forgotten first."""
+    """A bounded memory of delivered event ids.
 
-    __slots__ = ("_order", "_seen", "_size")
+    The read loop adds to :attr:`ids` and :attr:`order` itself (it runs once
+    per event) and calls :meth:`forget_old` when ``order`` outgrows
+    :attr:`limit`: old ids are forgotten in bulk, so the memory holds between
+    :data:`DEDUPE_WINDOW` and twice that many of the newest ids, at an
+    amortised constant cost per event.
+    """
 
-    def __init__(self, size: int = DEDUPE_WINDOW) -> None:
-        self._seen: set[str] = set()
-        self._order: deque[str] = deque()
-        self._size = size
+    __slots__ = ("ids", "order")
 
-    def add(self, event_id: str) -> bool:
-        """Remember ``event_id``; ``False`` when it was already remembered."""
-        if event_id in self._seen:
-            return False
-        self._seen.add(event_id)
-        self._order.append(event_id)
-        if len(self._order) > self._size:
-            self._seen.discard(self._order.popleft())
-        return True
+    limit = 2 * DEDUPE_WINDOW
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self.order: list[str] = []
+
+    def forget_old(self) -> None:
+        self.ids.difference_update(self.order[:-DEDUPE_WINDOW])
+        del self.order[:-DEDUPE_WINDOW]
 
 
 class EventSource:
@@ -557,6 +559,9 @@ class EventSource:
         """
         self._loop_thread = threading.get_ident()
         recent_ids = _RecentIds() if self._dedupe else None
+        seen_ids = recent_ids.ids if recent_ids is not None else set()
+        id_order = recent_ids.order if recent_ids is not None else []
+        id_limit = _RecentIds.limit
         handler_cache = self._handlers
         dispatcher = self._dispatcher
         last_data: Optional[str] = None
@@ -600,8 +605,12 @@ class EventSource:
                             if recent_ids is not None:
                                 event_id = item.id
                                 if event_id:
-                                    if not recent_ids.add(event_id):
+                                    if event_id in seen_ids:
                                         continue
+                                    seen_ids.add(event_id)
+                                    id_order.append(event_id)
+                                    if len(id_order) > id_limit:
+                                        recent_ids.forget_old()
                                 elif check_replay and item.data == last_data:
                                     check_replay = False
                                     continue
