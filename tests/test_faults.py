@@ -21,24 +21,17 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Callable
 
 import pytest
 
 from ssesync import Event, EventSource, ReadyState, SSEClient, SSEConnectionError, _transport
 from ssesync.testing import SSEServer, StreamConnection
+from tests.helpers import WAIT, Collector, fast, take, watchdog
 
-WAIT = 10.0  # seconds; the longest any single wait in these tests may take
 CHUNKED = {"Transfer-Encoding": "chunked"}  # framing written by the test itself
 
 
-def fast(url: str, **options: Any) -> EventSource:
-    """A source with no reconnect delay and short timeouts, so a broken test fails fast."""
-    options.setdefault("retry_delay", 0)
-    options.setdefault("timeout", (5, 10))
-    return EventSource(url, **options)
 
 
 def drain(source: EventSource, into: list[str]) -> None:
@@ -47,56 +40,14 @@ def drain(source: EventSource, into: list[str]) -> None:
         into.append(event.data)
 
 
-def take(source: EventSource, n: int) -> list[Event]:
-    out: list[Event] = []
-    for event in source:
-        out.append(event)
-        if len(out) == n:
-            break
-    return out
 
 
-def reader_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("ssesync-http")]
 
 
-@pytest.fixture(autouse=True)
-def no_reader_thread_left() -> Iterator[None]:
-    yield
-    deadline = time.monotonic() + WAIT
-    while reader_threads() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert reader_threads() == []
 
 
-@contextmanager
-def watchdog(source: EventSource, seconds: float) -> Iterator[None]:
-    """Close ``source`` after ``seconds``, so a stuck iteration ends and its test fails."""
-    timer = threading.Timer(seconds, source.close)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
 
 
-class Collector:
-    """Records calls (from any thread) and lets a test wait for a count of them."""
-
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, *args: Any) -> None:
-        with self._cond:
-            self.items.append(args[0] if len(args) == 1 else args)
-            self._cond.notify_all()
-
-    def wait_for(self, count: int, timeout: float = WAIT) -> list[Any]:
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.items) >= count, timeout), self.items
-            return list(self.items)
 
 
 class RawServer:

@@ -15,9 +15,8 @@ import pytest
 
 from ssesync import Event, SSEParsingError
 from ssesync._parser import DEFAULT_MAX_EVENT_SIZE, Parser
+from tests.parser_helpers import Item, encode
 from tests.spec_reference import ReferenceStream, reference_parse
-
-Item = tuple[object, ...]
 
 
 def ev(
@@ -33,17 +32,6 @@ def ev(
 
 def comment(text: str) -> Item:
     return ("comment", text)
-
-
-def encode(items: Sequence[Union[Event, str]]) -> list[Item]:
-    out: list[Item] = []
-    for item in items:
-        if isinstance(item, Event):
-            out.append(tuple(tuple.__iter__(item)))
-        else:
-            assert isinstance(item, str)
-            out.append(("comment", item))
-    return out
 
 
 def parse(*pieces: bytes, **kwargs: object) -> list[Item]:

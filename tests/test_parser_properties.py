@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from ssesync import Event, SSEParsingError
 from ssesync._parser import Parser
+from tests.parser_helpers import Item, canon, canon_retry, encode
 from tests.spec_reference import ReferenceStream, reference_parse
 
 SETTINGS = settings(
@@ -144,38 +145,6 @@ def cut(draw: st.DrawFn, stream: st.SearchStrategy[bytes]) -> tuple[bytes, list[
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-Item = tuple[object, ...]
-
-
-def encode(items: Sequence[Union[Event, str]]) -> list[Item]:
-    """Items in the reference's encoding: 5-tuples and ("comment", text)."""
-    out: list[Item] = []
-    for item in items:
-        if isinstance(item, Event):
-            out.append(tuple(tuple.__iter__(item)))
-        else:
-            assert isinstance(item, str)
-            out.append(("comment", item))
-    return out
-
-
-#: Retry values from this many ms up are held at a cap by the parser (int()
-#: refuses more than 4300 digits); for the comparison they all count as equal.
-HUGE_RETRY = 10**15
-
-
-def canon_retry(retry: object) -> object:
-    if isinstance(retry, int) and retry >= HUGE_RETRY:
-        return "huge"
-    return retry
-
-
-def canon(items: Sequence[Item]) -> list[Item]:
-    """``items`` with every retry value of HUGE_RETRY or more as "huge"."""
-    return [
-        (*item[:3], canon_retry(item[3]), item[4]) if len(item) == 5 else item for item in items
-    ]
 
 
 def feed_all(pieces: Sequence[bytes], **kwargs: object) -> tuple[list[Item], Parser]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import socket
 import ssl
 import threading
@@ -31,34 +30,17 @@ import trustme
 
 from ssesync import EventSource, ReadyState, SSEClient, SSEConnectionError
 from ssesync.testing import SSEServer, StreamConnection
+from tests.helpers import WAIT, open_fds, reader_threads, settle
 
-WAIT = 10.0  # seconds; the longest any single wait in these tests may take
 PROMPT = 2.0  # seconds; a close that takes longer than this is not prompt
 
 
-def reader_threads() -> list[threading.Thread]:
-    """The threads of sources (the loopback server's own are ``ssesync-testserver-*``)."""
-    return [t for t in threading.enumerate() if t.name.startswith("ssesync-http")]
 
 
-def open_fds() -> int:
-    return len(os.listdir(f"/proc/{os.getpid()}/fd"))
 
 
-def settle(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Wait for ``condition`` (e.g. the server closing its side lazily)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
-@pytest.fixture(autouse=True)
-def no_reader_thread_left() -> Iterator[None]:
-    yield
-    assert settle(lambda: not reader_threads()), reader_threads()
 
 
 def fast(url: str, **options: Any) -> EventSource:

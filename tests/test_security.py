@@ -17,19 +17,17 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from ssesync import Event, EventSource, SSEConnectionError
+from ssesync import EventSource, SSEConnectionError
 from ssesync.testing import SSEServer, StreamConnection
+from tests.helpers import WAIT, fast, take
 
-WAIT = 10.0
 ROOT = Path(__file__).resolve().parent.parent
 
 TOKEN = "tok-7f3a9c1e"
@@ -45,32 +43,12 @@ SECRET_HEADERS = {
 }
 
 
-def fast(url: str, **options: Any) -> EventSource:
-    options.setdefault("retry_delay", 0)
-    options.setdefault("timeout", (5, 10))
-    return EventSource(url, **options)
 
 
-def take(source: EventSource, n: int) -> list[Event]:
-    out: list[Event] = []
-    for event in source:
-        out.append(event)
-        if len(out) == n:
-            break
-    return out
 
 
-def reader_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("ssesync-http")]
 
 
-@pytest.fixture(autouse=True)
-def no_reader_thread_left() -> Iterator[None]:
-    yield
-    deadline = time.monotonic() + WAIT
-    while reader_threads() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert reader_threads() == []
 
 
 def header_names(server: SSEServer, index: int) -> set[str]:

@@ -9,25 +9,9 @@ import tracemalloc
 
 import pytest
 
-from ssesync import Event, EventSource, ReadyState, SSEConnectionError, SSEParsingError
+from ssesync import EventSource, ReadyState, SSEConnectionError, SSEParsingError
 from ssesync.testing import SSEServer, StreamConnection
-
-
-def take(source: EventSource, n: int) -> list[Event]:
-    out = []
-    for event in source:
-        out.append(event)
-        if len(out) == n:
-            break
-    return out
-
-
-def fast(url: str, **options: object) -> EventSource:
-    """A source with short delays and timeouts, so a broken test fails fast."""
-    options.setdefault("retry_delay", 0)
-    options.setdefault("timeout", (5, 10))
-    return EventSource(url, **options)  # type: ignore[arg-type]
-
+from tests.helpers import fast, take
 
 # -- delivery -------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,49 +12,7 @@ import pytest
 
 from ssesync import Event, EventSource, ReadyState, SSEConnectionError, SSEParsingError
 from ssesync.testing import SSEServer, StreamConnection
-
-WAIT = 10.0  # seconds; a deadlock fails the test instead of hanging CI
-
-
-def reader_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("ssesync-http")]
-
-
-def open_fds() -> int:
-    return len(os.listdir(f"/proc/{os.getpid()}/fd"))
-
-
-@pytest.fixture(autouse=True)
-def no_reader_thread_left() -> Any:
-    yield
-    deadline = time.monotonic() + WAIT
-    while reader_threads() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert reader_threads() == []
-
-
-def fast(url: str, **options: Any) -> EventSource:
-    options.setdefault("retry_delay", 0)
-    options.setdefault("timeout", (5, 10))
-    return EventSource(url, **options)
-
-
-class Collector:
-    """Records calls and lets a test wait for a count of them."""
-
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, *args: Any) -> None:
-        with self._cond:
-            self.items.append(args[0] if len(args) == 1 else args)
-            self._cond.notify_all()
-
-    def wait_for(self, count: int) -> list[Any]:
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.items) >= count, WAIT), self.items
-            return list(self.items)
+from tests.helpers import WAIT, Collector, fast, open_fds, reader_threads
 
 
 def hold_open(*blocks: dict[str, Any]) -> Callable[[StreamConnection], None]:

@@ -48,12 +48,8 @@ else:
     from ssesync import Event, SSEParsingError
     from ssesync._parser import DEFAULT_MAX_EVENT_SIZE, Parser
 
+from tests.parser_helpers import Item, canon, canon_retry, encode  # noqa: E402
 from tests.spec_reference import ReferenceStream  # noqa: E402
-
-Item = tuple[object, ...]
-
-#: Retry values from this many ms up are held at a cap; they compare equal.
-HUGE_RETRY = 10**15
 
 #: Small ``max_event_size`` choices for the second header byte.
 SMALL_SIZES = (1, 2, 3, 5, 8, 13, 16, 32, 64, 100, 255)
@@ -83,29 +79,6 @@ def decode_input(data: bytes) -> Optional[tuple[list[bytes], bytes, int, bool]]:
         at = min(at + length, len(payload))
     reads.append(payload[at:])
     return reads, payload, max_size, strict
-
-
-def encode(items: Sequence[Union[Event, str]]) -> list[Item]:
-    out: list[Item] = []
-    for item in items:
-        if isinstance(item, Event):
-            out.append(tuple(tuple.__iter__(item)))
-        else:
-            assert isinstance(item, str), f"unexpected item {item!r}"
-            out.append(("comment", item))
-    return out
-
-
-def canon_retry(retry: object) -> object:
-    if isinstance(retry, int) and retry >= HUGE_RETRY:
-        return "huge"
-    return retry
-
-
-def canon(items: Sequence[Item]) -> list[Item]:
-    return [
-        (*item[:3], canon_retry(item[3]), item[4]) if len(item) == 5 else item for item in items
-    ]
 
 
 Outcome = tuple[list[Item], str, object, bool]
