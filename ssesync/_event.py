@@ -5,6 +5,8 @@ must be cheap. It is a tuple underneath — creating one is a single C call and
 it is immutable for free — and presents itself both as an object with
 attributes (``event.data``) and as the read-only mapping that code written
 against dict-shaped SSE clients expects (``event["data"]``, ``dict(event)``).
+Its ``type`` is stored too, as a sixth slot: it is read for every event
+(handlers are found by it), and a slot reads faster than a computed property.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class Event(tuple):  # type: ignore[type-arg]
         retry: Optional[int] = None,
         last_event_id: str = "",
     ) -> Event:
-        return tuple.__new__(cls, (data, event, id, retry, last_event_id))
+        return tuple.__new__(cls, (data, event, id, retry, last_event_id, event or "message"))
 
     data: str = _field(0, "The data of the event: the ``data:`` lines joined by ``\\n``.")
     event: Optional[str] = _field(1, "The ``event:`` field as sent, ``None`` when absent.")
@@ -70,10 +72,7 @@ class Event(tuple):  # type: ignore[type-arg]
         4, "The last event ID after this block; it persists across events."
     )
 
-    @property
-    def type(self) -> str:
-        """The name handlers are looked up by: ``event`` or ``"message"``."""
-        return tuple.__getitem__(self, 1) or "message"
+    type: str = _field(5, 'The name handlers are looked up by: ``event or "message"``.')
 
     def json(self, **kwargs: Any) -> Any:
         """Parse :attr:`data` as JSON (keyword arguments go to :func:`json.loads`)."""
@@ -113,7 +112,7 @@ class Event(tuple):  # type: ignore[type-arg]
         return len(_KEYS)
 
     def __getnewargs__(self) -> tuple[Any, ...]:
-        return tuple(tuple.__iter__(self))
+        return tuple(tuple.__iter__(self))[:5]  # type is derived from event
 
     def __repr__(self) -> str:
         fields = [f"type={self.type!r}", f"data={self.data!r}"]

@@ -167,7 +167,7 @@ class Parser:
         last_event_id = self.last_event_id
         for block in blocks:
             if block[:6] == "data: " and "\n" not in block:
-                append(_new_event(Event, (block[6:], None, None, None, last_event_id)))
+                append(_new_event(Event, (block[6:], None, None, None, last_event_id, "message")))
             else:
                 self._process_block(block, out)
                 last_event_id = self.last_event_id
@@ -271,7 +271,13 @@ class Parser:
             self.last_event_id = event_id
         if data:
             text = data[0] if len(data) == 1 else "\n".join(data)
-            out.append(_new_event(Event, (text, event_type, event_id, retry, self.last_event_id)))
+            out.append(
+                _new_event(
+                    Event,
+                    (text, event_type, event_id, retry, self.last_event_id,
+                     event_type or "message"),
+                )
+            )
 
 
 #: Retry values beyond this many ms (about 31,700 years) are held at it:

@@ -433,7 +433,7 @@ class EventSource:
         return handlers
 
     def _dispatch(self, event: Event) -> None:
-        type_ = event.event or "message"
+        type_ = event.type
         handlers = self._handlers.get(type_)
         if handlers is None:
             handlers = self._receivers(type_)
@@ -622,7 +622,7 @@ class EventSource:
                             elif dispatcher is not None:
                                 self._dispatch_via(item)
                             else:  # _dispatch, inlined: this runs once per event
-                                type_ = item.event or "message"
+                                type_ = item.type
                                 handlers = handler_cache.get(type_)
                                 if handlers is None:
                                     handlers = self._receivers(type_)

@@ -19,7 +19,7 @@ def encode(items: Sequence[Union[Event, str]]) -> list[Item]:
     out: list[Item] = []
     for item in items:
         if isinstance(item, Event):
-            out.append(tuple(tuple.__iter__(item)))
+            out.append(tuple(tuple.__iter__(item))[:5])  # the sixth slot is the type
         else:
             assert isinstance(item, str), f"unexpected item {item!r}"
             out.append(("comment", item))
