@@ -352,7 +352,11 @@ class EventSource:
         return hook
 
     def on_comment(self, hook: F) -> F:
-        """Call ``hook(source, text)`` for each comment line (``: text``)."""
+        """Call ``hook(source, text)`` for each comment line (``: text``).
+
+        A comment is reported with its block, when the blank line ending the
+        block arrives (a keep-alive ``: ping`` plus a blank line at once).
+        """
         self._comment_hooks.append(hook)
         return hook
 
