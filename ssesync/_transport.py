@@ -8,15 +8,22 @@ Backend exceptions are translated in exactly one function per backend
 (:func:`urllib3_error` here); nothing else in ssesync catches them.
 
 Aborting from another thread. ``close()`` and ``reconnect()`` must unblock a
-read even when the server is silent, and also a connection attempt still
-waiting for the response headers. Each attempt has an :class:`Attempt`
-object; the sockets our own connection classes open register with the attempt
-of the thread that opens them, and the response does once it exists.
-``Attempt.abort()`` shuts those sockets down, which makes a blocked ``recv``
-in the reading thread return at once; the reading thread then closes them
-itself, so a descriptor is never closed under a thread that still uses it.
-With a caller's own pool manager only the response can be registered: an
-attempt still waiting for headers there ends at its timeout.
+read even when the server is silent, and also a connection attempt that is
+still connecting, shaking hands over TLS or waiting for the response headers.
+Each attempt has an :class:`Attempt` object. The sockets our own connection
+classes open register with the attempt of the thread that opens them before
+they connect (for TLS, a duplicate of the descriptor, since wrapping moves it
+to a new socket object), and the response registers once it exists.
+``Attempt.abort()`` shuts those sockets down, which makes a blocked
+``connect``, handshake or ``recv`` in the reading thread return at once; the
+reading thread then closes them itself, so a descriptor is never closed under
+a thread that still uses it. With a caller's own pool manager or session only
+the response can be registered: an attempt still waiting for headers there
+ends at its timeout.
+
+Reading. :func:`body_reader` returns whatever bytes have arrived, never
+waiting for a buffer to fill; chunked bodies take a faster path described
+there.
 """
 
 from __future__ import annotations
