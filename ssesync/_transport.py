@@ -271,8 +271,7 @@ def _open_socket(
     raise error or OSError("getaddrinfo returned no addresses")
 
 
-class _WatchedHTTPConnection(_SocketWatcher):
-    pass
+_WatchedHTTPConnection = _SocketWatcher
 
 
 class _WatchedHTTPSConnection(_SocketWatcher, HTTPSConnection):

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any, Callable
 
 from ssesync import Event, EventSource
+from ssesync.testing import StreamConnection
 
 #: Seconds any wait in a test may take; a deadlock fails the test instead of hanging CI.
 WAIT = 10.0
@@ -50,6 +51,16 @@ def settle(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def endless_stream(conn: StreamConnection) -> None:
+    """A route handler sending numbered events every millisecond until the client leaves."""
+    conn.send_headers()
+    n = 0
+    while not conn.closed_by_peer():
+        conn.event(str(n))
+        n += 1
+        conn.pause(0.001)
 
 
 @contextmanager

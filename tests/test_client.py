@@ -9,7 +9,6 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -470,6 +469,3 @@ def test_credentials_kept_on_same_host_redirect(sse_server: SSEServer) -> None:
                      headers={"Authorization": "Bearer mine"}))
     assert sse_server.requests_for("/new")[0].headers.get("authorization") == "Bearer mine"
 
-
-def test_tls_ca_file_is_readable(tls: dict[str, Any]) -> None:
-    assert Path(tls["ca_path"]).read_text().startswith("-----BEGIN CERTIFICATE-----")

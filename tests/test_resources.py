@@ -30,7 +30,7 @@ import trustme
 
 from ssesync import EventSource, ReadyState, SSEClient, SSEConnectionError
 from ssesync.testing import SSEServer, StreamConnection
-from tests.helpers import WAIT, open_fds, reader_threads, settle
+from tests.helpers import WAIT, endless_stream, open_fds, reader_threads, settle
 
 PROMPT = 2.0  # seconds; a close that takes longer than this is not prompt
 
@@ -398,12 +398,7 @@ def test_close_inside_the_for_loop_ends_it_at_once(sse_server: SSEServer) -> Non
     peer_gone = threading.Event()
 
     def endless(conn: StreamConnection) -> None:
-        conn.send_headers()
-        n = 0
-        while not conn.closed_by_peer():
-            conn.event(str(n))
-            n += 1
-            conn.pause(0.001)
+        endless_stream(conn)
         peer_gone.set()
 
     sse_server.route("/s", endless)

@@ -438,6 +438,50 @@ def test_repeated_data_in_a_healthy_stream_is_delivered(sse_server: SSEServer) -
     assert [e.data for e in fast(sse_server.url_for("/s"), reconnect=False)] == ["tick"] * 3
 
 
+def test_dedupe_memory_is_bounded_and_keeps_the_newest_ids(sse_server: SSEServer) -> None:
+    # 8,300 ids is past twice the 4,096-id window, so the oldest are forgotten.
+    many = [{"data": f"e{i}", "id": str(i)} for i in range(1, 8301)]
+    sse_server.route(
+        "/s",
+        sse_server.events(many, then="drop"),
+        sse_server.events(
+            [{"data": "oldest again", "id": "1"}, {"data": "newest again", "id": "8300"},
+             {"data": "fresh", "id": "8301"}]
+        ),
+        sse_server.status(204),  # then the stream is over
+    )
+    with fast(sse_server.url_for("/s")) as source:
+        got = list(source)
+    assert len(got) == 8302
+    assert [e.data for e in got[-2:]] == ["oldest again", "fresh"]
+
+
+def test_backoff_starts_over_after_a_connection_that_delivered(
+    sse_server: SSEServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    sse_server.route(
+        "/s",
+        sse_server.status(503),
+        sse_server.status(503),
+        sse_server.events([{"data": "a"}], then="drop"),
+        sse_server.events([{"data": "b"}]),
+    )
+    caplog.set_level(logging.INFO, logger="ssesync")
+    with fast(sse_server.url_for("/s"), retry_delay=20, max_retry_delay=1000) as source:
+        assert [e.data for e in take(source, 2)] == ["a", "b"]
+    waits = [
+        float(r.getMessage().rsplit("reconnecting in ", 1)[1].split()[0])
+        for r in caplog.records
+        if "reconnecting in" in r.getMessage()
+    ]
+    # 20 ms doubles per failed attempt (each wait is ½-1x of it): 10-20, 20-40 ms,
+    # then the drop after an event starts over at 10-20 ms, not 40-80 ms.
+    assert len(waits) == 3
+    assert 0.01 <= waits[0] <= 0.02
+    assert 0.02 <= waits[1] <= 0.04
+    assert 0.01 <= waits[2] <= 0.02
+
+
 def test_dedupe_off_delivers_replays(sse_server: SSEServer) -> None:
     sse_server.route(
         "/s",

@@ -12,7 +12,7 @@ import pytest
 
 from ssesync import Event, EventSource, ReadyState, SSEConnectionError, SSEParsingError
 from ssesync.testing import SSEServer, StreamConnection
-from tests.helpers import WAIT, Collector, fast, open_fds, reader_threads
+from tests.helpers import WAIT, Collector, endless_stream, fast, open_fds, reader_threads
 
 
 def hold_open(*blocks: dict[str, Any]) -> Callable[[StreamConnection], None]:
@@ -169,15 +169,7 @@ def test_close_from_inside_a_handler_does_not_deadlock(sse_server: SSEServer) ->
 
 
 def test_no_handler_runs_after_close_returns(sse_server: SSEServer) -> None:
-    def endless(conn: StreamConnection) -> None:
-        conn.send_headers()
-        n = 0
-        while not conn.closed_by_peer():
-            conn.event(str(n))
-            n += 1
-            conn.pause(0.001)
-
-    sse_server.route("/s", endless)
+    sse_server.route("/s", endless_stream)
     got = Collector()
     source = fast(sse_server.url_for("/s"))
     source.on("message", got)
