@@ -623,3 +623,39 @@ def test_buffered_never_exceeds_max_event_size() -> None:
     assert parser.buffered <= 3
     with pytest.raises(SSEParsingError):
         parser.feed(b"d")
+
+
+def test_usual_blocks_take_the_one_pass_path_and_a_miss_backs_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The one-pass path is what makes event:/id:/data: streams fast; this
+    # pins that it is taken, and that a read it cannot take costs a fallback
+    # and a pause, not a retry on every read.
+    tries: list[bool] = []
+    one_pass = Parser._parse_structured
+
+    def spy(self: Parser, *args: object) -> bool:
+        tries.append(one_pass(self, *args))  # type: ignore[arg-type]
+        return tries[-1]
+
+    monkeypatch.setattr(Parser, "_parse_structured", spy)
+    parser = Parser()
+    usual = b"event: a\nid: 1\ndata: x\ndata: y\n\nid: 2\nevent: b\ndata: z\n\n"
+    expected = [
+        Event("x\ny", event="a", id="1", last_event_id="1"),
+        Event("z", event="b", id="2", last_event_id="2"),
+    ]
+    assert parser.feed(usual) == expected  # blocks of several lines: try next time
+    assert tries == []
+    assert parser.feed(usual) == expected
+    assert tries == [True]
+    assert parser.feed(b": ping\n\n" + usual) == ["ping", *expected]
+    assert tries == [True, False]
+    assert parser.feed(usual) == expected  # one read skipped after the first miss
+    assert parser.feed(usual) == expected
+    assert tries == [True, False, True]
+
+    simple = Parser()
+    for _ in range(3):
+        simple.feed(b"data: a\n\ndata: b\n\n")
+    assert tries == [True, False, True]  # one-line data blocks keep the split path

@@ -118,6 +118,27 @@ def event_streams(draw: st.DrawFn) -> bytes:
 
 STREAMS = st.one_of(event_streams(), st.binary(max_size=300))
 
+
+@st.composite
+def usual_blocks(draw: st.DrawFn) -> bytes:
+    """A block as most servers write it: ``event:``/``id:`` lines, then ``data:`` lines.
+
+    These are what the parser's one-pass path (``_parse_structured``) takes;
+    every few blocks something else (a comment, a retry, a field without its
+    space, a stray blank line, CRLF ends) makes a read fall back mid-stream.
+    """
+    end = draw(st.sampled_from([b"\n"] * 6 + [b"\r\n", b"\r"]))
+    head = draw(st.lists(st.sampled_from([b"event", b"id"]), max_size=3))
+    lines = [name + b": " + draw(values()) for name in head]
+    lines += [b"data: " + draw(values()) for _ in range(draw(st.integers(1, 3)))]
+    if draw(st.integers(0, 9)) == 0:
+        odd = draw(st.sampled_from([b": ping", b"retry: 250", b"data:x", b"id", b"event:t", b""]))
+        lines.insert(draw(st.integers(0, len(lines))), odd)
+    return end.join(lines) + end + end
+
+
+USUAL_STREAMS = st.lists(usual_blocks(), min_size=1, max_size=12).map(b"".join)
+
 #: Arbitrary bytes drawn from the bytes that matter most to the parser.
 DENSE_BYTES = st.lists(
     st.sampled_from([b"\r", b"\n", b":", b" ", b"d", b"data", b"id", b"retry", b"event",
@@ -147,10 +168,20 @@ def cut(draw: st.DrawFn, stream: st.SearchStrategy[bytes]) -> tuple[bytes, list[
 # -- helpers ---------------------------------------------------------------------------
 
 
-def feed_all(pieces: Sequence[bytes], **kwargs: object) -> tuple[list[Item], Parser]:
+def feed_all(
+    pieces: Sequence[bytes], *, one_pass: bool = False, **kwargs: object
+) -> tuple[list[Item], Parser]:
+    """Feed the pieces in turn; ``one_pass`` makes every read try the one-pass path.
+
+    Left to itself the parser tries that path only after a read with blocks
+    of several lines, and backs off after a miss; forcing it on every read
+    runs both its success and its fallback on whatever the strategy drew.
+    """
     parser = Parser(**kwargs)  # type: ignore[arg-type]
     items: list[Union[Event, str]] = []
     for piece in pieces:
+        if one_pass:
+            parser._structured, parser._structured_skip = True, 0
         items.extend(parser.feed(piece))
     return encode(items), parser
 
@@ -190,12 +221,32 @@ def test_cut_reads_match_one_read_and_reference(case: tuple[bytes, list[bytes]])
     reference = ReferenceStream()
     reference.parse(data)
     assert items == one_read
+    assert feed_all(pieces, one_pass=True)[0] == items
     assert canon(items) == canon(reference.items)
     assert parser.last_event_id == reference.last_event_id
     # The reconnection time, once the stream has ended (the parser applies
     # the retry lines of an unfinished block then).
     parser.end()
     assert canon_retry(parser.retry) == canon_retry(reference.reconnection_time)
+
+
+#: The last ``event:`` line wins, even across an ``id:`` line.
+TWO_EVENT_LINES = b"event: a\nid: 1\nevent: b\ndata: x\ndata: y\n\n"
+#: An id with NUL is ignored; an empty one resets the last event ID.
+NUL_AND_EMPTY_IDS = [b"id: 1\ndata: a\n\n", b"id: 2\x00\ndata: b\n\nid: \ndata: c\n\n"]
+
+
+@SETTINGS
+@given(case=cut(USUAL_STREAMS))
+@example(case=(TWO_EVENT_LINES, [TWO_EVENT_LINES]))
+@example(case=(b"".join(NUL_AND_EMPTY_IDS), NUL_AND_EMPTY_IDS))
+def test_usual_streams_cut_anywhere_match_the_reference(case: tuple[bytes, list[bytes]]) -> None:
+    data, pieces = case
+    expected, expected_last_id = reference_parse(data)
+    for one_pass in (False, True):
+        items, parser = feed_all(pieces, one_pass=one_pass)
+        assert canon(items) == canon(expected)
+        assert parser.last_event_id == expected_last_id
 
 
 @SETTINGS
