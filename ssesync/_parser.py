@@ -73,6 +73,7 @@ class Parser:
         "_structured_misses",
         "_structured_skip",
         "last_event_id",
+        "plain",
         "retry",
     )
 
@@ -105,6 +106,10 @@ class Parser:
         #: ``None`` once applied. It is set even by blocks that carry no data,
         #: as the specification applies ``retry`` when the field is read.
         self.retry: Optional[int] = None
+        #: Whether the last :meth:`feed` returned only ``message`` events
+        #: without an ``id`` (no comments): the reader then skips its
+        #: per-event id bookkeeping.
+        self.plain = True
 
     @property
     def buffered(self) -> int:
@@ -123,6 +128,7 @@ class Parser:
             text = self._decode(data)
         except UnicodeDecodeError as exc:
             raise SSEParsingError(f"invalid UTF-8 in the event stream: {exc.reason}") from exc
+        self.plain = True
         if not text:
             return []
         if not self._bom_checked:
@@ -147,6 +153,7 @@ class Parser:
             block = "".join(pending)
             self._clear_pending()
             self._process_block(block, out)
+            self.plain = False
             text = text[1:]
             if not text:
                 return out
@@ -178,11 +185,14 @@ class Parser:
                 )
             else:
                 self._process_block(block, out)
+                self.plain = False
             start = first + 2
         if start <= cut:
             if cut - start > self._max_size:
                 self._check_block_sizes(text[start:cut].split("\n\n"))
-            if not (self._structured and self._parse_structured(text, start, cut + 2, out)):
+            if self._structured and self._parse_structured(text, start, cut + 2, out):
+                self.plain = False
+            else:
                 self._parse_blocks(text, start, cut, out)
         if rest:
             self._add_pending(rest)
@@ -259,6 +269,8 @@ class Parser:
                 self._process_block(block, out)
                 last_event_id = self.last_event_id
                 simple = False
+        if not simple:
+            self.plain = False
         if self._structured_skip:
             self._structured_skip -= 1
         else:

@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, MutableMapping
-from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
+from typing import Any, Callable, NoReturn, Optional, TypeVar, Union, cast
 from urllib.parse import urlencode, urlsplit
 
 import blinker
@@ -286,6 +286,9 @@ class EventSource:
 
         self.ready_state = ReadyState.CONNECTING
         self._closing = False
+        # Set after _closing or a change of handlers: the one flag the
+        # dispatch of plain messages checks per event (_dispatch_messages).
+        self._recheck = False
         self._reconnect_requested = False
         self._wake = threading.Event()
         self._done = threading.Event()
@@ -330,12 +333,14 @@ class EventSource:
             return functools.partial(self.on, type)
         self._signals.signal(type).connect(handler, weak=False)
         self._handlers.pop(type, None)
+        self._recheck = True
         return handler
 
     def off(self, type: str, handler: Handler) -> None:
         """Stop calling ``handler`` for events of ``type``."""
         self._signals.signal(type).disconnect(handler)
         self._handlers.pop(type, None)
+        self._recheck = True
 
     def on_open(self, hook: F) -> F:
         """Call ``hook(source)`` each time a connection opens."""
@@ -447,6 +452,39 @@ class EventSource:
             except Exception as exc:
                 self._handler_failed(type_, exc)
 
+    def _dispatch_messages(self, events: list[Event]) -> bool:
+        """Dispatch a read's worth of ``message`` events; ``False`` if closed meanwhile.
+
+        This is the callback path at high rates, so per event it checks one
+        flag, ``_recheck``, instead of ``_closing`` and the handler cache.
+        :meth:`close` sets it after ``_closing``, and :meth:`on` and
+        :meth:`off` after changing the handlers; it is cleared *before*
+        ``_closing`` and the handlers are read again, so a change made while
+        that happens sets it anew and is seen at the next event.
+        """
+        handlers: tuple[Handler, ...] = ()
+        handler: Optional[Handler] = None
+        self._recheck = True
+        for event in events:
+            if self._recheck:
+                self._recheck = False
+                if self._closing:
+                    return False
+                handlers = self._handlers.get("message") or self._receivers("message")
+                handler = handlers[0] if len(handlers) == 1 else None
+            if handler is not None:
+                try:
+                    handler(event)
+                except Exception as exc:
+                    self._handler_failed("message", exc)
+            else:
+                for each in handlers:
+                    try:
+                        each(event)
+                    except Exception as exc:
+                        self._handler_failed("message", exc)
+        return True
+
     def _handler_failed(self, type_: str, exc: Exception) -> None:
         log.error("a handler for %r events raised", type_, exc_info=exc)
         self._report_error(exc)
@@ -469,6 +507,7 @@ class EventSource:
         """
         with self._lock:
             self._closing = True
+            self._recheck = True  # after _closing: see _dispatch_messages
             attempt = self._attempt
             thread = self._thread
             gen = self._gen
@@ -599,6 +638,22 @@ class EventSource:
                         if parser.retry is not None:
                             self._backoff.set_server_delay(parser.retry)
                             parser.retry = None
+                        if parser.plain and not check_replay and dispatcher is None:
+                            # Only id-less "message" events: nothing to dedupe
+                            # and the last event ID stays as it is.
+                            if not items:
+                                continue
+                            messages = cast("list[Event]", items)
+                            if not dispatch:
+                                for message in messages:
+                                    if self._closing:
+                                        return
+                                    yield message
+                            elif not self._dispatch_messages(messages):
+                                return
+                            delivered = True
+                            last_data = messages[-1].data
+                            continue
                         for item in items:
                             if self._closing:
                                 return

@@ -176,13 +176,17 @@ def feed_all(
     Left to itself the parser tries that path only after a read with blocks
     of several lines, and backs off after a miss; forcing it on every read
     runs both its success and its fallback on whatever the strategy drew.
+    Each read's ``plain`` flag is checked against what the read returned.
     """
     parser = Parser(**kwargs)  # type: ignore[arg-type]
     items: list[Union[Event, str]] = []
     for piece in pieces:
         if one_pass:
             parser._structured, parser._structured_skip = True, 0
-        items.extend(parser.feed(piece))
+        got = parser.feed(piece)
+        if parser.plain:  # the reader then skips its id bookkeeping: it must be true
+            assert all(type(i) is Event and i.id is None and i.type == "message" for i in got)
+        items.extend(got)
     return encode(items), parser
 
 

@@ -168,6 +168,50 @@ def test_close_from_inside_a_handler_does_not_deadlock(sse_server: SSEServer) ->
     assert [e.data for e in got.items] == ["1"]
 
 
+#: Four plain messages in one write, so they reach the handlers from one read.
+ONE_READ = [b"data: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n"]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["close", "chunked"])
+def test_handler_changes_inside_a_read_apply_from_the_next_event(
+    sse_server: SSEServer, chunked: bool
+) -> None:
+    sse_server.route("/s", sse_server.raw(ONE_READ, chunked=chunked, then="stall"))
+    got, late = Collector(), Collector()
+    source = fast(sse_server.url_for("/s"))
+
+    def first(event: Event) -> None:
+        got(event.data)
+        if event.data == "1":
+            source.on("message", late)
+        elif event.data == "2":
+            source.off("message", first)
+
+    source.on("message", first)
+    with source.start():
+        assert [e.data for e in late.wait_for(3)] == ["2", "3", "4"]
+    assert got.items == ["1", "2"]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["close", "chunked"])
+def test_close_inside_a_read_stops_dispatch_at_once(sse_server: SSEServer, chunked: bool) -> None:
+    sse_server.route("/s", sse_server.raw(ONE_READ, chunked=chunked, then="stall"))
+    got, other = Collector(), Collector()
+    source = fast(sse_server.url_for("/s"))
+
+    @source.on("message")
+    def handler(event: Event) -> None:
+        got(event.data)
+        if event.data == "2":
+            source.close()
+
+    source.on("message", other)
+    source.start()
+    assert source.join(WAIT)
+    assert got.items == ["1", "2"]
+    assert [e.data for e in other.items] == ["1", "2"]  # the event being dispatched completes
+
+
 def test_no_handler_runs_after_close_returns(sse_server: SSEServer) -> None:
     sse_server.route("/s", endless_stream)
     got = Collector()
