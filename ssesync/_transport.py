@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import struct
 import sys
 import threading
 from collections.abc import Mapping
@@ -330,29 +331,39 @@ def build_pool_manager(
     return manager
 
 
-#: Read chunked bodies straight from the connection's buffered reader (see
-#: :func:`body_reader`). Tests turn it off to run the public path too.
-FAST_CHUNKED = True
+#: Read bodies straight from the connection's socket (see :func:`body_reader`).
+#: Tests turn it off to run urllib3's public path too.
+FAST_READS = True
+#: Let a plain TCP socket wait with the kernel's receive timeout instead of
+#: Python's (see :class:`_SocketBody`). Only on 64-bit Linux, where the
+#: ``timeval`` it takes is two longs; elsewhere Python's timeout stays.
+KERNEL_READ_TIMEOUT = sys.platform == "linux" and struct.calcsize("@l") == 8
 
 
 def body_reader(
-    response: urllib3.BaseHTTPResponse, url: str, *, reuse: bool = False
+    response: urllib3.BaseHTTPResponse,
+    url: str,
+    *,
+    reuse: bool = False,
+    read_timeout: Optional[float] = None,
 ) -> Callable[[], bytes]:
     """A function returning the next bytes of the body, ``b""`` at its end.
 
     The public path is urllib3's ``read1``: whatever has arrived, without
-    waiting for a buffer to fill. For a chunked body that costs a full read
-    call per chunk, and servers send one chunk per event, so when the body is
-    chunked and not compressed we read the buffered socket reader underneath
-    (http.client's ``fp``) in large blocks and strip the framing with
-    :class:`~ssesync._chunked.ChunkedDecoder` instead. That reader is a
-    private attribute: whenever it is not there as expected — another
-    http.client, a mocked response, a body already being read — the public
-    path is used. A connection meant for reuse keeps the public path too, so
-    http.client's own bookkeeping of the body stays exact.
+    waiting for a buffer to fill. Under it lie urllib3's and http.client's
+    bookkeeping and a buffered reader, for each read; servers often send one
+    event per read, and then those layers cost more than the event. So when
+    the body simply runs to the end of the connection, or is chunked, and is
+    not compressed, we read the socket ourselves (:class:`_SocketBody`) and
+    strip chunked framing with :class:`~ssesync._chunked.ChunkedDecoder`.
+    That needs private attributes of http.client's response; whenever they
+    are not there as expected — another http.client, a mocked response, a
+    body already being read — the public path is used. A connection meant
+    for reuse keeps the public path too, so http.client's own bookkeeping of
+    the body stays exact.
     """
-    raw_read1 = None if reuse or not FAST_CHUNKED else _raw_chunked_read1(response)
-    if raw_read1 is None:
+    body = None if reuse or not FAST_READS else _SocketBody.of(response, read_timeout)
+    if body is None:
         read1 = response.read1
 
         def read_public() -> bytes:
@@ -363,13 +374,25 @@ def body_reader(
 
         return read_public
 
+    if not body.chunked:
+
+        def read_until_close() -> bytes:
+            try:
+                return body.recv(READ_SIZE)
+            except BlockingIOError as exc:  # the kernel's read timeout
+                raise urllib3_error(socket.timeout("timed out"), url) from exc
+            except (HTTPException, OSError) as exc:
+                raise urllib3_error(exc, url) from exc
+
+        return read_until_close
+
     decoder = ChunkedDecoder()
     feed = decoder.feed
 
     def read_chunked() -> bytes:
         try:
             while True:
-                data = raw_read1(READ_SIZE)
+                data = body.recv(READ_SIZE)
                 if not data:
                     if decoder.done:
                         return b""
@@ -383,25 +406,90 @@ def body_reader(
             where = redact_url(url)
             message = f"invalid chunked body from {where}: {exc}"
             raise SSEConnectionError(message, url=where) from exc
+        except BlockingIOError as exc:  # the kernel's read timeout
+            raise urllib3_error(socket.timeout("timed out"), url) from exc
         except (HTTPException, OSError, ValueError) as exc:
             raise urllib3_error(exc, url) from exc
 
     return read_chunked
 
 
-def _raw_chunked_read1(response: urllib3.BaseHTTPResponse) -> Optional[Callable[[int], bytes]]:
-    """The ``read1`` of the buffered reader under a fresh chunked body, if usable."""
-    if not getattr(response, "chunked", False):
-        return None
-    encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
-    if encoding != "identity":
-        return None
-    fp = getattr(response, "_fp", None)  # the http.client.HTTPResponse
-    if not isinstance(fp, HTTPResponse) or fp.chunk_left is not None:
-        return None  # not http.client's, or its chunk reading has begun
-    reader = getattr(fp, "fp", None)
-    read1 = getattr(reader, "read1", None)
-    return read1 if callable(read1) else None
+class _SocketBody:
+    """Reads a response body straight from its connection's socket.
+
+    http.client reads the status line and headers through a buffered reader,
+    which may already hold the first bytes of the body. The first read takes
+    exactly those (``peek``, then ``read`` of what it showed: both documented
+    to make at most one read of the socket); from then on the buffer stays
+    empty, and each read is one ``recv`` of the socket.
+
+    A socket with a timeout makes Python wait in ``poll()`` before every
+    ``recv``: two system calls, and two hand-overs of the GIL, per read. On
+    Linux a plain TCP socket is therefore switched, after that first read, to
+    blocking mode with the same timeout set as the kernel's ``SO_RCVTIMEO``;
+    its expiry surfaces as :class:`BlockingIOError`, which the readers report
+    as a read timeout. TLS sockets keep Python's timeout: OpenSSL would retry
+    a read the kernel timed out instead of reporting it.
+    """
+
+    __slots__ = ("_reader", "_sock", "_timeout", "chunked", "recv")
+
+    def __init__(
+        self, reader: Any, sock: socket.socket, chunked: bool, read_timeout: Optional[float]
+    ) -> None:
+        self._reader = reader
+        self._sock = sock
+        self._timeout = read_timeout
+        self.chunked = chunked
+        #: ``recv(size)``: the first read drains the buffered reader, then
+        #: this becomes the socket's own ``recv``.
+        self.recv: Callable[[int], bytes] = self._first_recv
+
+    @classmethod
+    def of(
+        cls, response: urllib3.BaseHTTPResponse, read_timeout: Optional[float]
+    ) -> Optional[_SocketBody]:
+        """The socket reader for a fresh body, or ``None`` if it must be read the public way."""
+        encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+        if encoding != "identity":
+            return None
+        fp = getattr(response, "_fp", None)  # the http.client.HTTPResponse
+        if not isinstance(fp, HTTPResponse):
+            return None
+        if fp.chunked:
+            if fp.chunk_left is not None:
+                return None  # its chunk reading has begun
+        elif fp.length is not None or not fp.will_close:
+            return None  # a length to count down: leave it to http.client
+        reader = getattr(fp, "fp", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+        if not isinstance(sock, socket.socket) or not callable(getattr(reader, "peek", None)):
+            return None
+        return cls(reader, sock, bool(fp.chunked), read_timeout)
+
+    def _first_recv(self, size: int) -> bytes:
+        buffered = self._reader.peek(1)
+        data: bytes = self._reader.read(min(len(buffered), size)) if buffered else b""
+        if len(buffered) <= size:
+            self.recv = self._sock.recv
+            self._use_kernel_timeout()
+        return data
+
+    def _use_kernel_timeout(self) -> None:
+        sock, timeout = self._sock, self._timeout
+        if not KERNEL_READ_TIMEOUT or type(sock) is not socket.socket:
+            return
+        if timeout is None or not 0 < timeout < 2**31:
+            return  # no timeout: the socket already blocks without poll()
+        seconds = int(timeout)
+        micros = max(1, int((timeout - seconds) * 1_000_000)) if timeout != seconds else 0
+        try:
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", seconds, micros)
+            )
+            sock.settimeout(None)
+        except OSError:  # e.g. shut down by an abort meanwhile: keep Python's timeout
+            log.debug("cannot set SO_RCVTIMEO; keeping the socket timeout", exc_info=True)
 
 
 class _Urllib3Stream:
@@ -409,9 +497,15 @@ class _Urllib3Stream:
 
     __slots__ = ("_response", "headers", "read", "status")
 
-    def __init__(self, response: urllib3.BaseHTTPResponse, url: str, reuse: bool) -> None:
+    def __init__(
+        self,
+        response: urllib3.BaseHTTPResponse,
+        url: str,
+        reuse: bool,
+        read_timeout: Optional[float] = None,
+    ) -> None:
         self._response = response
-        self.read = body_reader(response, url, reuse=reuse)
+        self.read = body_reader(response, url, reuse=reuse, read_timeout=read_timeout)
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
@@ -475,7 +569,7 @@ class Urllib3Transport:
             raise invalid_target_error(request.url) from exc
         finally:
             _current.attempt = None
-        stream = _Urllib3Stream(response, request.url, request.reuse_connection)
+        stream = _Urllib3Stream(response, request.url, request.reuse_connection, read)
         attempt.attach_stream(stream)
         return stream
 

@@ -544,7 +544,7 @@ LIES = {
 @pytest.fixture(params=[True, False], ids=["own-chunked-decoder", "urllib3-chunked-reader"])
 def chunked_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
     """Run a test through both ways a chunked body is read (see ``_transport.body_reader``)."""
-    monkeypatch.setattr(_transport, "FAST_CHUNKED", request.param)
+    monkeypatch.setattr(_transport, "FAST_READS", request.param)
     return bool(request.param)
 
 

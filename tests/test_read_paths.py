@@ -1,17 +1,25 @@
 """Both ways of reading a body give the same events, however the server cuts it.
 
-Chunked bodies are read through a fast path (the connection's buffered
-reader and ``ssesync._chunked``) with urllib3's public ``read1`` as the
-fallback; these tests run every case over both, and over both transports.
+Bodies that are chunked or run to the end of the connection are read through
+a fast path (the connection's socket, and ``ssesync._chunked`` for chunked
+framing) with urllib3's public ``read1`` as the fallback; these tests run
+every case over both, and over both transports. On Linux the fast path also
+moves a plain socket's read timeout into the kernel (``SO_RCVTIMEO``); the
+timeout tests at the end pin that it still fires, and only on plain sockets.
 """
 
 from __future__ import annotations
 
+import socket
+import ssl
+import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+import trustme
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +34,7 @@ PATHS = ["fast", "public"]
 
 @pytest.fixture(params=PATHS)
 def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(transport, "FAST_CHUNKED", request.param == "fast")
+    monkeypatch.setattr(transport, "FAST_READS", request.param == "fast")
     return str(request.param)
 
 
@@ -40,26 +48,37 @@ def events_of(body: bytes) -> list[tuple[Any, ...]]:
     return [tuple(tuple.__iter__(e)) for e in Parser().feed(body) if not isinstance(e, str)]
 
 
-def test_fast_path_is_taken_only_when_enabled(server: SSEServer, read_path: str) -> None:
-    server.route("/which", server.events([{"data": "x"}]))
-    url = server.url_for("/which")
-    request = Request("GET", url, {"Accept": "text/event-stream"}, None, (5.0, 5.0))
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "close"])
+def test_fast_path_is_taken_only_when_enabled(
+    server: SSEServer, read_path: str, chunked: bool
+) -> None:
+    # More than one buffer's worth in the first write: part of it is in
+    # http.client's buffered reader when the fast path takes over.
+    body = b"".join(b"data: %05d %s\n\n" % (i, b"x" * 90) for i in range(200))
+    path = f"/which-{chunked}"
+    server.route(path, server.raw([body, b"data: last\n\n"], chunked=chunked, pause=0.05))
+    request = Request("GET", server.url_for(path), {}, None, (5.0, 5.0))
     stream_transport = Urllib3Transport()
     stream = stream_transport.open(request, Attempt())
     try:
-        expected = "read_chunked" if read_path == "fast" else "read_public"
-        assert stream.read.__name__ == expected
-        assert stream.read() == b"data: x\n\n"
-        assert stream.read() == b""
+        fast_name = "read_chunked" if chunked else "read_until_close"
+        assert stream.read.__name__ == (fast_name if read_path == "fast" else "read_public")
+        received = b""
+        while True:
+            data = stream.read()
+            if not data:
+                break
+            received += data
+        assert received == body + b"data: last\n\n"
     finally:
         stream.close()
         stream_transport.close()
 
 
-def test_close_delimited_body_uses_the_public_path(server: SSEServer) -> None:
-    server.route("/close", server.raw([b"data: x\n\n"], chunked=False))
-    url = server.url_for("/close")
+def test_content_length_body_uses_the_public_path(server: SSEServer) -> None:
+    server.route("/length", server.raw([b"data: x\n\n"], headers={"Content-Length": "9"}))
     stream_transport = Urllib3Transport()
+    url = server.url_for("/length")
     stream = stream_transport.open(Request("GET", url, {}, None, (5.0, 5.0)), Attempt())
     try:
         assert stream.read.__name__ == "read_public"
@@ -154,3 +173,70 @@ def test_broken_chunked_framing_is_a_connection_error(
         return
     with pytest.raises(SSEConnectionError, match=message):
         list(source)
+
+
+# -- read timeouts on the fast path --------------------------------------------------------
+
+
+def _one_event_then_silence(conn: StreamConnection) -> None:
+    conn.send_headers()
+    conn.event("only")
+    conn.stall()
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SSEServer, str]]:
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_path = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    with SSEServer(ssl_context=context) as srv:
+        yield srv, str(ca_path)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_read_timeout_fires_on_every_path(
+    server: SSEServer, tls_server: tuple[SSEServer, str], read_path: str, scheme: str
+) -> None:
+    target, ca_path = (server, "") if scheme == "http" else tls_server
+    target.route("/quiet", _one_event_then_silence)
+    options: dict[str, Any] = {"reconnect": False, "timeout": (5, 0.3)}
+    if ca_path:
+        options["verify"] = ca_path
+    source = EventSource(target.url_for("/quiet"), **options)
+    events = iter(source)
+    assert next(events).data == "only"
+    started = time.monotonic()
+    with pytest.raises(SSEConnectionError, match="read timed out"):
+        next(events)
+    assert 0.2 < time.monotonic() - started < 5
+    source.close()
+
+
+@pytest.mark.skipif(not transport.KERNEL_READ_TIMEOUT, reason="the kernel timeout is for Linux")
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "close"])
+def test_plain_socket_waits_with_the_kernel_timeout_and_tls_with_pythons(
+    server: SSEServer, tls_server: tuple[SSEServer, str], chunked: bool
+) -> None:
+    # Pins where the read timeout lives once the body is being read: the
+    # test above shows it fires, this one that the poll() is gone.
+    for target, tls in ((server, {}), (tls_server[0], {"verify": tls_server[1]})):
+        path = f"/socket-{chunked}"
+        target.route(path, target.raw([b"data: a\n\n", b"data: b\n\n"], chunked=chunked))
+        stream_transport = Urllib3Transport(**tls)
+        url = target.url_for(path)
+        stream = stream_transport.open(Request("GET", url, {}, None, (5.0, 0.25)), Attempt())
+        try:
+            assert stream.read()  # the first read hands over to the socket
+            sock = stream._response._fp.fp.raw._sock  # type: ignore[attr-defined]
+            if tls:
+                assert sock.gettimeout() == 0.25
+            else:
+                assert sock.gettimeout() is None
+                timeval = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
+                seconds, micros = struct.unpack("@ll", timeval)
+                assert seconds + micros / 1e6 == pytest.approx(0.25, abs=0.02)  # kernel ticks
+        finally:
+            stream.close()
+            stream_transport.close()
