@@ -43,6 +43,16 @@ class ChunkedDecoder:
         """Return the payload carried by ``data`` (possibly ``b""``)."""
         if self.done:
             return b""
+        if not (self._tail or self._left or self._crlf):
+            # The usual read of a server that flushes each event: one whole chunk.
+            eol = data.find(b"\r\n")
+            if eol > 0:
+                try:
+                    size = int(data[:eol], 16)
+                except ValueError:
+                    size = 0
+                if size > 0 and eol + size + 4 == len(data) and data.endswith(b"\r\n"):
+                    return data[eol + 2 : -2]
         if self._tail:
             data = self._tail + data
             self._tail = b""

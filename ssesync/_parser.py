@@ -42,6 +42,7 @@ __all__ = ["DEFAULT_MAX_EVENT_SIZE", "Parser"]
 DEFAULT_MAX_EVENT_SIZE = 32 * 1024 * 1024
 
 _new_event = tuple.__new__
+_utf8_decode = codecs.utf_8_decode
 
 
 class Parser:
@@ -62,7 +63,7 @@ class Parser:
     __slots__ = (
         "_after_cr",
         "_bom_checked",
-        "_decode",
+        "_errors",
         "_long_blocks",
         "_max_size",
         "_pending",
@@ -72,6 +73,7 @@ class Parser:
         "_structured",
         "_structured_misses",
         "_structured_skip",
+        "_undecoded",
         "last_event_id",
         "plain",
         "retry",
@@ -86,8 +88,8 @@ class Parser:
     ) -> None:
         if max_event_size <= 0:
             raise ValueError("max_event_size must be positive")
-        errors = "strict" if strict else "replace"
-        self._decode = codecs.getincrementaldecoder("utf-8")(errors).decode
+        self._errors = "strict" if strict else "replace"
+        self._undecoded = b""  # the start of a character cut by the end of a read
         self._bom_checked = False
         self._after_cr = False
         self._pending: list[str] = []
@@ -124,10 +126,14 @@ class Parser:
         :raises SSEParsingError: when a line or event exceeds
             ``max_event_size``, or on a violation in strict mode.
         """
+        if self._undecoded:
+            data = self._undecoded + data
         try:
-            text = self._decode(data)
+            text, used = _utf8_decode(data, self._errors, False)
         except UnicodeDecodeError as exc:
             raise SSEParsingError(f"invalid UTF-8 in the event stream: {exc.reason}") from exc
+        # A character cut by the end of the read waits for the next one.
+        self._undecoded = data[used:] if used < len(data) else b""
         self.plain = True
         if not text:
             return []
@@ -146,8 +152,19 @@ class Parser:
         if not text:
             return []
 
-        out: list[Union[Event, str]] = []
         pending = self._pending
+        if (
+            not pending
+            and text[:6] == "data: "
+            and text.find("\n") == len(text) - 2
+            and text[-1] == "\n"
+            and len(text) <= self._max_size
+        ):
+            # One read, one event: what a server flushing each event sends.
+            data_ = text[6:-2]
+            return [_new_event(Event, (data_, None, None, None, self.last_event_id, "message"))]
+
+        out: list[Union[Event, str]] = []
         if pending and self._pending_ends_lf and text[0] == "\n":
             # The blank line that ends the pending block falls on the seam.
             block = "".join(pending)

@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, MutableMapping
-from typing import Any, Callable, NoReturn, Optional, TypeVar, Union, cast
+from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 from urllib.parse import urlencode, urlsplit
 
 import blinker
@@ -643,7 +643,7 @@ class EventSource:
                             # and the last event ID stays as it is.
                             if not items:
                                 continue
-                            messages = cast("list[Event]", items)
+                            messages: list[Event] = items  # type: ignore[assignment]
                             if not dispatch:
                                 for message in messages:
                                     if self._closing:

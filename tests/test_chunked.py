@@ -1,0 +1,94 @@
+"""The chunked-body decoder of the fast read path, fed every way a socket can cut it."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ssesync._chunked import MAX_SIZE_LINE, ChunkedDecoder, ChunkedEncodingError
+
+
+def encode(chunks: list[bytes], styles: list[str]) -> bytes:
+    """Chunked framing of ``chunks``; each style picks how its size line is written."""
+    out = []
+    for chunk, style in zip(chunks, styles):
+        size = f"{len(chunk):x}"
+        if style == "upper":
+            size = size.upper()
+        elif style == "zeros":
+            size = "00" + size
+        elif style == "extension":
+            size += ";name=value"
+        out.append(size.encode() + b"\r\n" + chunk + b"\r\n")
+    return b"".join(out) + b"0\r\n\r\n"
+
+
+def decode(pieces: list[bytes]) -> tuple[bytes, bool]:
+    decoder = ChunkedDecoder()
+    payload = b"".join(decoder.feed(piece) for piece in pieces)
+    return payload, decoder.done
+
+
+@st.composite
+def bodies(draw: st.DrawFn) -> tuple[list[bytes], bytes, list[bytes]]:
+    """Chunks, their framing, and the framing cut into reads (one chunk per read, or anywhere)."""
+    chunks = draw(st.lists(st.binary(min_size=1, max_size=40), max_size=8))
+    styles = draw(
+        st.lists(
+            st.sampled_from(["plain", "upper", "zeros", "extension"]),
+            min_size=len(chunks),
+            max_size=len(chunks),
+        )
+    )
+    body = encode(chunks, styles)
+    if draw(st.booleans()):
+        # As a server that flushes each event: every read is one whole chunk.
+        pieces = [encode([c], [s])[:-5] for c, s in zip(chunks, styles)] + [b"0\r\n\r\n"]
+    else:
+        cuts = sorted(draw(st.lists(st.integers(0, len(body)), max_size=10)))
+        pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)])]
+    return chunks, body, pieces
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=bodies())
+def test_any_cut_gives_the_payload_and_the_end(
+    case: tuple[list[bytes], bytes, list[bytes]],
+) -> None:
+    chunks, body, pieces = case
+    assert b"".join(pieces) == body
+    assert decode(pieces) == (b"".join(chunks), True)
+
+
+def test_nothing_after_the_last_chunk_is_payload() -> None:
+    decoder = ChunkedDecoder()
+    assert decoder.feed(b"3\r\nabc\r\n0\r\n\r\n") == b"abc"
+    assert decoder.done
+    assert decoder.feed(b"5\r\nlater\r\n") == b""
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"zz\r\nabc\r\n"],  # not hexadecimal
+        [b"-3\r\nabc\r\n"],  # negative
+        [b"3\r\nabcXY"],  # no CRLF after the chunk
+        [b"3\r\nab", b"cXY"],  # the same, seen only in the next read
+    ],
+    ids=["not-hex", "negative", "no-crlf", "no-crlf-later"],
+)
+def test_broken_framing_raises(pieces: list[bytes]) -> None:
+    decoder = ChunkedDecoder()
+    for piece in pieces[:-1]:
+        decoder.feed(piece)
+    with pytest.raises(ChunkedEncodingError):
+        decoder.feed(pieces[-1])
+
+
+def test_an_endless_size_line_is_refused() -> None:
+    decoder = ChunkedDecoder()
+    for _ in range(MAX_SIZE_LINE // 64):
+        decoder.feed(b"0" * 64)  # up to the limit: still waiting for the CRLF
+    with pytest.raises(ChunkedEncodingError, match="too long"):
+        decoder.feed(b"0" * 64)
