@@ -22,8 +22,10 @@ the response can be registered: an attempt still waiting for headers there
 ends at its timeout.
 
 Reading. :func:`body_reader` returns whatever bytes have arrived, never
-waiting for a buffer to fill; chunked bodies take a faster path described
-there.
+waiting for a buffer to fill. Bodies that are chunked or run to the end of
+the connection are read straight from the socket (:class:`_SocketBody`),
+which on Linux also lets the kernel keep the read timeout; both are
+described there.
 """
 
 from __future__ import annotations
@@ -381,7 +383,7 @@ def body_reader(
                 return body.recv(READ_SIZE)
             except BlockingIOError as exc:  # the kernel's read timeout
                 raise urllib3_error(socket.timeout("timed out"), url) from exc
-            except (HTTPException, OSError) as exc:
+            except (HTTPException, OSError, ValueError) as exc:
                 raise urllib3_error(exc, url) from exc
 
         return read_until_close
