@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from ._event import Event
 from .exceptions import SSEParsingError
@@ -271,13 +271,18 @@ class Parser:
         any other goes through :meth:`_process_block`. What the blocks looked
         like picks the path for the next read (see :meth:`_parse_structured`).
         """
-        if self._long_blocks:
-            blocks = _split_sparse(text, start, cut)
-        else:
-            blocks = text[start:cut].split("\n\n")
-        self._long_blocks = cut - start > LONG_BLOCK * len(blocks)
         append = out.append
         last_event_id = self.last_event_id
+        size = cut - start
+        taken = 0
+        if self._long_blocks:
+            mark = len(out)
+            start = _take_data_lines(text, start, cut, append, last_event_id)
+            taken = len(out) - mark
+            blocks = _split_sparse(text, start, cut) if start <= cut else []
+        else:
+            blocks = text[start:cut].split("\n\n")
+        self._long_blocks = size > LONG_BLOCK * (taken + len(blocks))
         simple = True
         for block in blocks:
             if block[:6] == "data: " and "\n" not in block:
@@ -419,6 +424,29 @@ def _retry_ms(digits: str) -> int:
 #: Blocks longer than this many characters on average are split by
 #: :func:`_split_sparse`; shorter ones by ``str.split``.
 LONG_BLOCK = 512
+
+
+def _take_data_lines(
+    text: str, pos: int, cut: int, append: Callable[[Event], None], last_event_id: str
+) -> int:
+    """Build the events of the one-line ``data:`` blocks that start ``text[pos:cut]``.
+
+    For long blocks of one line each (big events), each line end is found
+    with memchr and the data is sliced out of the read once, with no block
+    string in between. Returns where the first block of another shape
+    starts (for the general path), or a position past ``cut``.
+    """
+    find = text.find
+    startswith = text.startswith
+    while pos < cut and startswith("data: ", pos):
+        end = find("\n", pos, cut)
+        if end < 0:
+            end = cut  # the last block: its blank line is at cut
+        elif text[end + 1] != "\n":
+            break  # a block of several lines
+        append(_new_event(Event, (text[pos + 6 : end], None, None, None, last_event_id, "message")))
+        pos = end + 2
+    return pos
 
 
 def _split_sparse(text: str, start: int, cut: int) -> list[str]:

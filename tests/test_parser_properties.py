@@ -169,13 +169,15 @@ def cut(draw: st.DrawFn, stream: st.SearchStrategy[bytes]) -> tuple[bytes, list[
 
 
 def feed_all(
-    pieces: Sequence[bytes], *, one_pass: bool = False, **kwargs: object
+    pieces: Sequence[bytes], *, one_pass: bool = False, long_blocks: bool = False, **kwargs: object
 ) -> tuple[list[Item], Parser]:
-    """Feed the pieces in turn; ``one_pass`` makes every read try the one-pass path.
+    """Feed the pieces in turn, optionally forcing a path on every read.
 
-    Left to itself the parser tries that path only after a read with blocks
-    of several lines, and backs off after a miss; forcing it on every read
-    runs both its success and its fallback on whatever the strategy drew.
+    Left to itself the parser tries its one-pass path only after a read with
+    blocks of several lines (and backs off after a miss), and its path for
+    long blocks only after a read whose blocks averaged over 512 characters;
+    ``one_pass`` and ``long_blocks`` force them on every read, so that both
+    their success and their fallback run on whatever the strategy drew.
     Each read's ``plain`` flag is checked against what the read returned.
     """
     parser = Parser(**kwargs)  # type: ignore[arg-type]
@@ -183,6 +185,8 @@ def feed_all(
     for piece in pieces:
         if one_pass:
             parser._structured, parser._structured_skip = True, 0
+        if long_blocks:
+            parser._long_blocks = True
         got = parser.feed(piece)
         if parser.plain:  # the reader then skips its id bookkeeping: it must be true
             assert all(type(i) is Event and i.id is None and i.type == "message" for i in got)
@@ -226,6 +230,7 @@ def test_cut_reads_match_one_read_and_reference(case: tuple[bytes, list[bytes]])
     reference.parse(data)
     assert items == one_read
     assert feed_all(pieces, one_pass=True)[0] == items
+    assert feed_all(pieces, long_blocks=True)[0] == items
     assert canon(items) == canon(reference.items)
     assert parser.last_event_id == reference.last_event_id
     # The reconnection time, once the stream has ended (the parser applies
@@ -247,8 +252,8 @@ NUL_AND_EMPTY_IDS = [b"id: 1\ndata: a\n\n", b"id: 2\x00\ndata: b\n\nid: \ndata: 
 def test_usual_streams_cut_anywhere_match_the_reference(case: tuple[bytes, list[bytes]]) -> None:
     data, pieces = case
     expected, expected_last_id = reference_parse(data)
-    for one_pass in (False, True):
-        items, parser = feed_all(pieces, one_pass=one_pass)
+    for one_pass, long_blocks in ((False, False), (True, False), (False, True)):
+        items, parser = feed_all(pieces, one_pass=one_pass, long_blocks=long_blocks)
         assert canon(items) == canon(expected)
         assert parser.last_event_id == expected_last_id
 
