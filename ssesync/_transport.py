@@ -421,17 +421,19 @@ class _SocketBody:
 
     http.client reads the status line and headers through a buffered reader,
     which may already hold the first bytes of the body. The first read takes
-    exactly those (``peek``, then ``read`` of what it showed: both documented
-    to make at most one read of the socket); from then on the buffer stays
-    empty, and each read is one ``recv`` of the socket.
+    exactly those: ``peek`` shows what is buffered (making at most one read of
+    the socket if nothing is), and reading back no more than it showed takes
+    it from the buffer. From then on the buffer stays empty, and each read is
+    one ``recv`` of the socket.
 
     A socket with a timeout makes Python wait in ``poll()`` before every
     ``recv``: two system calls, and two hand-overs of the GIL, per read. On
     Linux a plain TCP socket is therefore switched, after that first read, to
     blocking mode with the same timeout set as the kernel's ``SO_RCVTIMEO``;
     its expiry surfaces as :class:`BlockingIOError`, which the readers report
-    as a read timeout. TLS sockets keep Python's timeout: OpenSSL would retry
-    a read the kernel timed out instead of reporting it.
+    as a read timeout. TLS sockets keep Python's timeout: on a blocking
+    socket the ssl module retries a read the kernel timed out instead of
+    reporting it.
     """
 
     __slots__ = ("_reader", "_sock", "_timeout", "chunked", "recv")
