@@ -1,8 +1,10 @@
 """Fuzz the event-stream parser (ssesync._parser.Parser).
 
 Each input is split into a header and a payload. The header bytes choose how
-the payload is cut into reads, the ``max_event_size`` and strict mode; the
-payload is the stream. For every input the harness checks that:
+the payload is cut into reads, the ``max_event_size``, strict mode, and
+whether the parser's one-pass and long-block paths are forced on every read
+(it otherwise picks them from what the last read looked like); the payload
+is the stream. For every input the harness checks that:
 
 * the parser raises nothing but ``SSEParsingError``;
 * ``buffered`` never exceeds ``max_event_size`` after a read that succeeded;
@@ -51,14 +53,19 @@ else:
 from tests.parser_helpers import Item, canon, canon_retry, encode  # noqa: E402
 from tests.spec_reference import ReferenceStream  # noqa: E402
 
+#: Bits of the first header byte that force a parser path on every read.
+FORCE_ONE_PASS = 0x20
+FORCE_LONG_BLOCKS = 0x40
+
 #: Small ``max_event_size`` choices for the second header byte.
 SMALL_SIZES = (1, 2, 3, 5, 8, 13, 16, 32, 64, 100, 255)
 
 
-def decode_input(data: bytes) -> Optional[tuple[list[bytes], bytes, int, bool]]:
-    """Split a fuzzer input into (reads, payload, max_event_size, strict).
+def decode_input(data: bytes) -> Optional[tuple[list[bytes], bytes, int, bool, int]]:
+    """Split a fuzzer input into (reads, payload, max_event_size, strict, force).
 
-    Byte 0: low 4 bits = number of cuts, bit 4 = strict mode.
+    Byte 0: low 4 bits = number of cuts, bit 4 = strict mode, bits 5 and 6
+    (``force``) = force the one-pass path and the long-block path.
     Byte 1: below 0x80 the default ``max_event_size``, else
     SMALL_SIZES[byte % len(SMALL_SIZES)].
     Then one byte per cut: the length of that read (0 gives an empty read).
@@ -68,6 +75,7 @@ def decode_input(data: bytes) -> Optional[tuple[list[bytes], bytes, int, bool]]:
         return None
     cuts = data[0] & 0x0F
     strict = bool(data[0] & 0x10)
+    force = data[0] & (FORCE_ONE_PASS | FORCE_LONG_BLOCKS)
     small = SMALL_SIZES[data[1] % len(SMALL_SIZES)]
     max_size = DEFAULT_MAX_EVENT_SIZE if data[1] < 0x80 else small
     lengths = data[2 : 2 + cuts]
@@ -78,17 +86,21 @@ def decode_input(data: bytes) -> Optional[tuple[list[bytes], bytes, int, bool]]:
         reads.append(payload[at : at + length])
         at = min(at + length, len(payload))
     reads.append(payload[at:])
-    return reads, payload, max_size, strict
+    return reads, payload, max_size, strict, force
 
 
 Outcome = tuple[list[Item], str, object, bool]
 
 
-def run(reads: Sequence[bytes], max_size: int, strict: bool) -> Outcome:
+def run(reads: Sequence[bytes], max_size: int, strict: bool, force: int = 0) -> Outcome:
     """Feed ``reads`` and end; (items, last_event_id, retry, raised); check the bound."""
     parser = Parser(max_event_size=max_size, strict=strict)
     items: list[Union[Event, str]] = []
     for piece in reads:
+        if force & FORCE_ONE_PASS:
+            parser._structured, parser._structured_skip = True, 0
+        if force & FORCE_LONG_BLOCKS:
+            parser._long_blocks = True
         try:
             items.extend(parser.feed(piece))
         except SSEParsingError:
@@ -102,9 +114,9 @@ def check_one_input(data: bytes) -> None:
     decoded = decode_input(data)
     if decoded is None:
         return
-    reads, payload, max_size, strict = decoded
+    reads, payload, max_size, strict, force = decoded
     assert b"".join(reads) == payload
-    cut = run(reads, max_size, strict)
+    cut = run(reads, max_size, strict, force)
     one = run([payload], max_size, strict)
     assert cut[3] == one[3], ("cut reads raised", cut[3], "one read raised", one[3])
     if not one[3]:
@@ -160,8 +172,9 @@ def random_input(rng: random.Random) -> bytes:
     """A header and a payload: a stream of lines, tokens, or raw bytes."""
     cuts = rng.randrange(16)
     strict = 0x10 if rng.random() < 0.25 else 0
+    force = rng.choice((0, 0, FORCE_ONE_PASS, FORCE_LONG_BLOCKS))
     size = rng.randrange(0x80) if rng.random() < 0.7 else rng.randrange(0x80, 0x100)
-    header = bytes([cuts | strict, size])
+    header = bytes([cuts | strict | force, size])
     kind = rng.random()
     if kind < 0.6:
         payload = random_stream(rng)
