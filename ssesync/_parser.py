@@ -169,8 +169,7 @@ class Parser:
             # The blank line that ends the pending block falls on the seam.
             block = "".join(pending)
             self._clear_pending()
-            self._process_block(block, out)
-            self.plain = False
+            self._finish_block(block, out)
             text = text[1:]
             if not text:
                 return out
@@ -196,13 +195,7 @@ class Parser:
             pending.append(text[:first])
             block = "".join(pending)
             self._clear_pending()
-            if block[:6] == "data: " and "\n" not in block:
-                out.append(
-                    _new_event(Event, (block[6:], None, None, None, self.last_event_id, "message"))
-                )
-            else:
-                self._process_block(block, out)
-                self.plain = False
+            self._finish_block(block, out)
             start = first + 2
         if start <= cut:
             if cut - start > self._max_size:
@@ -256,6 +249,15 @@ class Parser:
         self._pending.clear()  # in place: feed() holds a reference to this list
         self._pending_size = 0
         self._pending_ends_lf = False
+
+    def _finish_block(self, block: str, out: list[Union[Event, str]]) -> None:
+        """Parse the block that the pending text and this read's first blank line complete."""
+        if block[:6] == "data: " and "\n" not in block:
+            data = block[6:]
+            out.append(_new_event(Event, (data, None, None, None, self.last_event_id, "message")))
+        else:
+            self._process_block(block, out)
+            self.plain = False
 
     def _check_block_sizes(self, blocks: list[str]) -> None:
         for block in blocks:

@@ -381,8 +381,6 @@ def body_reader(
         def read_until_close() -> bytes:
             try:
                 return body.recv(READ_SIZE)
-            except BlockingIOError as exc:  # the kernel's read timeout
-                raise urllib3_error(socket.timeout("timed out"), url) from exc
             except (HTTPException, OSError, ValueError) as exc:
                 raise urllib3_error(exc, url) from exc
 
@@ -408,8 +406,6 @@ def body_reader(
             where = redact_url(url)
             message = f"invalid chunked body from {where}: {exc}"
             raise SSEConnectionError(message, url=where) from exc
-        except BlockingIOError as exc:  # the kernel's read timeout
-            raise urllib3_error(socket.timeout("timed out"), url) from exc
         except (HTTPException, OSError, ValueError) as exc:
             raise urllib3_error(exc, url) from exc
 
@@ -430,10 +426,10 @@ class _SocketBody:
     ``recv``: two system calls, and two hand-overs of the GIL, per read. On
     Linux a plain TCP socket is therefore switched, after that first read, to
     blocking mode with the same timeout set as the kernel's ``SO_RCVTIMEO``;
-    its expiry surfaces as :class:`BlockingIOError`, which the readers report
-    as a read timeout. TLS sockets keep Python's timeout: on a blocking
-    socket the ssl module retries a read the kernel timed out instead of
-    reporting it.
+    its expiry surfaces as :class:`BlockingIOError`, which
+    :func:`urllib3_error` reports as a read timeout. TLS sockets keep
+    Python's timeout: on a blocking socket the ssl module retries a read the
+    kernel timed out instead of reporting it.
     """
 
     __slots__ = ("_reader", "_sock", "_timeout", "chunked", "recv")
@@ -595,7 +591,8 @@ def urllib3_error(exc: BaseException, url: str) -> SSEConnectionError:
             )
         if reason is not None:
             return urllib3_error(reason, url)
-    if isinstance(exc, (u3exc.ReadTimeoutError, socket.timeout)):
+    # BlockingIOError: the kernel's receive timeout expired (see _SocketBody).
+    if isinstance(exc, (u3exc.ReadTimeoutError, socket.timeout, BlockingIOError)):
         return SSEConnectionError(f"read timed out on {where}", url=where)
     # Most specific first: in urllib3 2 a NewConnectionError is a ConnectTimeoutError.
     if isinstance(exc, u3exc.NameResolutionError):

@@ -178,7 +178,8 @@ def feed_all(
     long blocks only after a read whose blocks averaged over 512 characters;
     ``one_pass`` and ``long_blocks`` force them on every read, so that both
     their success and their fallback run on whatever the strategy drew.
-    Each read's ``plain`` flag is checked against what the read returned.
+    Each read's ``plain`` flag is checked against what the read returned and
+    the last event ID, which the reader then takes as unchanged.
     """
     parser = Parser(**kwargs)  # type: ignore[arg-type]
     items: list[Union[Event, str]] = []
@@ -187,9 +188,11 @@ def feed_all(
             parser._structured, parser._structured_skip = True, 0
         if long_blocks:
             parser._long_blocks = True
+        last_event_id = parser.last_event_id
         got = parser.feed(piece)
         if parser.plain:  # the reader then skips its id bookkeeping: it must be true
             assert all(type(i) is Event and i.id is None and i.type == "message" for i in got)
+            assert parser.last_event_id == last_event_id
         items.extend(got)
     return encode(items), parser
 
