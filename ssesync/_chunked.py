@@ -10,12 +10,15 @@ read in large blocks and the cost per chunk is a ``find`` and a slice.
 
 It is as lenient about chunk-size lines as http.client (which also parses
 them with ``int(..., 16)``), ignores chunk extensions and trailers, and
-stops at the last chunk.
+stops at the last chunk. Like the event parser, it never loses what it
+completed to a later error: a read whose intact chunks are followed by a
+broken size line returns their payload and keeps the error in
+:attr:`ChunkedDecoder.error`, raised by the next call.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 __all__ = ["ChunkedDecoder", "ChunkedEncodingError"]
 
@@ -30,7 +33,7 @@ class ChunkedEncodingError(ValueError):
 class ChunkedDecoder:
     """Strips chunked framing from a body fed in arbitrary pieces."""
 
-    __slots__ = ("_crlf", "_left", "_tail", "done")
+    __slots__ = ("_crlf", "_left", "_tail", "done", "error", "stopped")
 
     def __init__(self) -> None:
         self._tail = b""  # an incomplete chunk-size line carried to the next feed
@@ -38,10 +41,22 @@ class ChunkedDecoder:
         self._crlf = 0  # bytes of the CRLF after a chunk's payload still to skip
         #: Whether the last chunk (size 0) has been seen: the body is complete.
         self.done = False
+        #: The framing error met after payload that was returned, if any.
+        self.error: Optional[ChunkedEncodingError] = None
+        #: Whether nothing more will come: the body is complete or broken.
+        #: A reader checks this one flag before it reads the socket again.
+        self.stopped = False
 
     def feed(self, data: bytes) -> bytes:
-        """Return the payload carried by ``data`` (possibly ``b""``)."""
-        if self.done:
+        """Return the payload carried by ``data`` (possibly ``b""``).
+
+        :raises ChunkedEncodingError: when the framing is broken and no
+            payload came before the break in this read; when some did, it is
+            returned, :attr:`error` is set, and the next call raises.
+        """
+        if self.stopped:
+            if self.error is not None:
+                raise self.error
             return b""
         if not (self._tail or self._left or self._crlf):
             # The usual read of a server that flushes each event: one whole chunk.
@@ -53,17 +68,30 @@ class ChunkedDecoder:
                     size = 0
                 if size > 0 and eol + size + 4 == len(data) and data.endswith(b"\r\n"):
                     return data[eol + 2 : -2]
+        pieces: list[bytes] = []
+        try:
+            self._feed(data, pieces)
+        except ChunkedEncodingError as exc:
+            self.error = exc
+            self.stopped = True
+            if not pieces:
+                raise
+        if len(pieces) == 1:
+            return pieces[0]
+        return b"".join(pieces)
+
+    def _feed(self, data: bytes, pieces: list[bytes]) -> None:
+        """Decode ``data`` into ``pieces`` (the general path of :meth:`feed`)."""
         if self._tail:
             data = self._tail + data
             self._tail = b""
         end = len(data)
         pos = 0
-        pieces: list[bytes] = []
         append = pieces.append
         if self._left or self._crlf:
             pos = self._finish_chunk(data, append)
             if self._left or self._crlf:
-                return pieces[0] if pieces else b""
+                return
         find = data.find
         startswith = data.startswith
         while pos < end:
@@ -80,7 +108,7 @@ class ChunkedDecoder:
             if size <= 0:
                 if size < 0:
                     raise ChunkedEncodingError(f"invalid chunk size {data[pos:eol][:40]!r}")
-                self.done = True
+                self.done = self.stopped = True
                 break
             start = eol + 2
             stop = start + size
@@ -94,9 +122,6 @@ class ChunkedDecoder:
                 self._left = size
                 pos = start + self._finish_chunk(data[start:], append)
                 break
-        if len(pieces) == 1:
-            return pieces[0]
-        return b"".join(pieces)
 
     def _finish_chunk(self, data: bytes, append: Callable[[bytes], None]) -> int:
         """Take what ``data`` holds of the chunk in progress; return the bytes used."""

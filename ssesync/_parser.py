@@ -63,6 +63,7 @@ class Parser:
     __slots__ = (
         "_after_cr",
         "_bom_checked",
+        "_comment_from",
         "_errors",
         "_long_blocks",
         "_max_size",
@@ -74,6 +75,7 @@ class Parser:
         "_structured_misses",
         "_structured_skip",
         "_undecoded",
+        "error",
         "last_event_id",
         "plain",
         "retry",
@@ -92,9 +94,16 @@ class Parser:
         self._undecoded = b""  # the start of a character cut by the end of a read
         self._bom_checked = False
         self._after_cr = False
+        # The unfinished block: pieces of text, their size in characters (the
+        # block's comment lines included, though those are handed out and
+        # dropped as soon as they are complete), and whether they end at a
+        # line start. An empty piece stands for a block that so far held only
+        # comments, so that "no pending block" stays the same as "not pending".
         self._pending: list[str] = []
         self._pending_size = 0
         self._pending_ends_lf = False
+        # Where in _pending the comment line still in progress starts, if any.
+        self._comment_from: Optional[int] = None
         self._max_size = max_event_size
         self._strict = strict
         self._long_blocks = False  # whether the last read's blocks were long
@@ -112,6 +121,10 @@ class Parser:
         #: without an ``id`` (no comments): the reader then skips its
         #: per-event id bookkeeping.
         self.plain = True
+        #: The error that ended parsing, once there is one. :meth:`feed`
+        #: returns the items completed before it first, so the reader checks
+        #: this after delivering them; any later call raises it.
+        self.error: Optional[SSEParsingError] = None
 
     @property
     def buffered(self) -> int:
@@ -122,16 +135,20 @@ class Parser:
         """Parse the next bytes of the stream.
 
         :returns: the events completed by these bytes, in order, with the text
-            of any comment lines (as ``str``) in their place among them.
+            of each comment line (as ``str``) in its place among them.
         :raises SSEParsingError: when a line or event exceeds
-            ``max_event_size``, or on a violation in strict mode.
+            ``max_event_size``, or on a violation in strict mode, and nothing
+            was completed before the violation. When something was, it is
+            returned, :attr:`error` is set, and the next call raises.
         """
+        if self.error is not None:
+            raise self.error
         if self._undecoded:
             data = self._undecoded + data
         try:
             text, used = _utf8_decode(data, self._errors, False)
         except UnicodeDecodeError as exc:
-            raise SSEParsingError(f"invalid UTF-8 in the event stream: {exc.reason}") from exc
+            return self._feed_valid_prefix(data, exc)
         # A character cut by the end of the read waits for the next one.
         self._undecoded = data[used:] if used < len(data) else b""
         self.plain = True
@@ -151,10 +168,8 @@ class Parser:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         if not text:
             return []
-
-        pending = self._pending
         if (
-            not pending
+            not self._pending
             and text[:6] == "data: "
             and text.find("\n") == len(text) - 2
             and text[-1] == "\n"
@@ -163,49 +178,11 @@ class Parser:
             # One read, one event: what a server flushing each event sends.
             data_ = text[6:-2]
             return [_new_event(Event, (data_, None, None, None, self.last_event_id, "message"))]
-
         out: list[Union[Event, str]] = []
-        if pending and self._pending_ends_lf and text[0] == "\n":
-            # The blank line that ends the pending block falls on the seam.
-            block = "".join(pending)
-            self._clear_pending()
-            self._finish_block(block, out)
-            text = text[1:]
-            if not text:
-                return out
-
-        # A read in the middle of a long line has no LF at all: memchr says so
-        # faster than a search for the two-character blank line.
-        cut = text.rfind("\n\n") if "\n" in text else -1
-        if cut < 0:
-            self._add_pending(text)
-            return out
-
-        rest = text[cut + 2 :]
-        start = 0
-        if pending:
-            # The pending part holds no blank line (one on the seam was
-            # handled above), so the first block of this read completes it.
-            first = text.find("\n\n")
-            if self._pending_size + first > self._max_size:
-                self._clear_pending()
-                raise SSEParsingError(
-                    f"an event exceeds max_event_size ({self._max_size} characters)"
-                )
-            pending.append(text[:first])
-            block = "".join(pending)
-            self._clear_pending()
-            self._finish_block(block, out)
-            start = first + 2
-        if start <= cut:
-            if cut - start > self._max_size:
-                self._check_block_sizes(text[start:cut].split("\n\n"))
-            if self._structured and self._parse_structured(text, start, cut + 2, out):
-                self.plain = False
-            else:
-                self._parse_blocks(text, start, cut, out)
-        if rest:
-            self._add_pending(rest)
+        try:
+            self._feed_text(text, out)
+        except SSEParsingError as exc:
+            self._fail(exc, out)
         return out
 
     def end(self) -> None:
@@ -229,26 +206,233 @@ class Parser:
                     self.retry = _retry_ms(value)
 
     # -- internals -------------------------------------------------------------
-    def _add_pending(self, text: str) -> None:
-        if not self._pending:
+    def _fail(self, exc: SSEParsingError, out: list[Union[Event, str]]) -> None:
+        """Remember ``exc``; raise it now only if nothing completed before it."""
+        self._clear_pending()
+        self.error = exc
+        self.plain = False
+        if not out:
+            raise exc
+
+    def _feed_valid_prefix(self, data: bytes, exc: UnicodeDecodeError) -> list[Union[Event, str]]:
+        """Strict mode met invalid UTF-8: parse what precedes it, then fail."""
+        self._undecoded = b""
+        error = SSEParsingError(f"invalid UTF-8 in the event stream: {exc.reason}")
+        error.__cause__ = exc
+        out: list[Union[Event, str]] = []
+        prefix = data[: exc.start]
+        try:
+            out = self.feed(prefix) if prefix else []
+        except SSEParsingError as earlier:
+            error = earlier  # a violation before the invalid bytes comes first
+        if self.error is not None:
+            error = self.error
+        self._fail(error, out)
+        return out
+
+    def _feed_text(self, text: str, out: list[Union[Event, str]]) -> None:
+        """Parse one read's decoded, LF-only text (all but the one-event fast path)."""
+        pending = self._pending
+        if pending and self._pending_ends_lf and text[0] == "\n":
+            # The blank line that ends the pending block falls on the seam.
+            block = "".join(pending)
+            self._clear_pending()
+            self._finish_block(block, out)
+            text = text[1:]
+            if not text:
+                return
+
+        # A read in the middle of a long line has no LF at all: memchr says so
+        # faster than a search for the two-character blank line.
+        cut = text.rfind("\n\n") if "\n" in text else -1
+        if cut < 0:
+            self._add_pending(text, out)
+            return
+
+        start = 0
+        if pending:
+            # The pending part holds no blank line (one on the seam was
+            # handled above), so the first block of this read completes it.
+            first = text.find("\n\n")
+            if self._pending_size + first > self._max_size or self._strict:
+                self._lines(text, 0, out)  # finds the exact point of failure
+                return
+            pending.append(text[:first])
+            block = "".join(pending)
+            self._clear_pending()
+            self._finish_block(block, out)
+            start = first + 2
+        if start <= cut:
+            if cut - start > self._max_size and self._has_long_block(text, start, cut):
+                self._lines(text, start, out)
+                return
+            if self._structured and self._parse_structured(text, start, cut + 2, out):
+                self.plain = False
+            else:
+                self._parse_blocks(text, start, cut, out)
+        if cut + 2 < len(text):
+            self._add_pending(text[cut + 2 :], out)
+
+    def _add_pending(self, text: str, out: list[Union[Event, str]]) -> None:
+        """Hold ``text``, which has no blank line, as (more of) the unfinished block."""
+        pending = self._pending
+        if pending:
+            at_line_start = self._pending_ends_lf
+        else:
             text = text.lstrip("\n")  # blank lines before a block dispatch nothing
             if not text:
                 return
+            at_line_start = True
+        if (
+            self._strict
+            or (self._comment_from is not None and "\n" in text)
+            or (":" in text and ((at_line_start and text[0] == ":") or "\n:" in text))
+        ):
+            # A comment line starts or ends here, or strict mode checks each
+            # line as it completes: go line by line.
+            self._lines(text, 0, out)
+            return
         size = self._pending_size + len(text)
         # The line end held at the tail is not part of the event's size.
         if size - (text[-1] == "\n") > self._max_size:
-            self._clear_pending()
-            raise SSEParsingError(
-                f"an event or line exceeds max_event_size ({self._max_size} characters)"
-            )
-        self._pending.append(text)
+            raise self._too_long()
+        self._append(text)
         self._pending_size = size
         self._pending_ends_lf = text[-1] == "\n"
 
+    def _append(self, text: str) -> None:
+        """Add a piece to the pending block, merging small ones.
+
+        A server may write one byte at a time; a string per read would cost
+        some fifty bytes of memory per character held. Small pieces are
+        therefore appended to the last one until it reaches
+        :data:`MERGED_PIECE` characters, which bounds that overhead to a
+        fraction of a percent at a cost of at most that many characters
+        copied per read. The first piece of a comment line stays apart (see
+        :meth:`_lines`).
+        """
+        pending = self._pending
+        if (
+            pending
+            and len(text) < MERGED_PIECE
+            and len(pending[-1]) < MERGED_PIECE
+            and self._comment_from != len(pending)
+        ):
+            pending[-1] += text
+        else:
+            pending.append(text)
+
+    def _lines(self, text: str, pos: int, out: list[Union[Event, str]]) -> None:
+        """Parse ``text[pos:]`` line by line, with the pending block as the state.
+
+        The general path for what the bulk paths leave alone: comment lines
+        that complete while their block is unfinished (reported at once, then
+        dropped), strict mode on an unfinished block (each line checked as it
+        completes), and blocks over ``max_event_size`` (the error is raised at
+        the line that crosses the limit, after everything before it). The
+        result is the same however the bytes were cut into reads.
+        """
+        self.plain = False
+        pending = self._pending
+        limit = self._max_size
+        end = len(text)
+        while pos < end:
+            eol = text.find("\n", pos)
+            stop = end if eol < 0 else eol
+            piece = text[pos:stop]
+            # The block's size with this piece: a line end held at the tail
+            # of the pending part counts once another line follows it.
+            size = self._pending_size + len(piece)
+            if piece and size > limit:
+                raise self._too_long()
+            if self._comment_from is not None:  # the rest of a comment line
+                if eol < 0:
+                    self._append(piece)
+                    self._pending_size = size
+                    return
+                start = self._comment_from
+                line = "".join(pending[start:]) + piece
+                del pending[start:]
+                self._comment_from = None
+                out.append(_comment_text(line))
+                self._end_comment_line(size + 1)
+            elif not pending or self._pending_ends_lf:  # at a line start
+                if eol < 0:
+                    if piece[0] == ":":
+                        self._comment_from = len(pending)
+                    self._append(piece)
+                    self._pending_size = size
+                    self._pending_ends_lf = False
+                    return
+                if not piece:  # a blank line: the block is complete
+                    if pending:
+                        block = "".join(pending)
+                        self._clear_pending()
+                        self._process_block(block, out)
+                elif piece[0] == ":":
+                    out.append(_comment_text(piece))
+                    self._end_comment_line(size + 1)
+                else:
+                    if self._strict:
+                        self._check_line(piece)
+                    self._append(piece + "\n")
+                    self._pending_size = size + 1
+                    self._pending_ends_lf = True
+            else:  # the rest of a line begun in an earlier read
+                if eol < 0:
+                    self._append(piece)
+                    self._pending_size = size
+                    return
+                if self._strict:
+                    self._check_line(self._partial_line() + piece)
+                self._append(piece + "\n")
+                self._pending_size = size + 1
+                self._pending_ends_lf = True
+            pos = stop + 1
+
+    def _end_comment_line(self, size: int) -> None:
+        """A comment line was reported: count it, and hold its place."""
+        if not self._pending:
+            self._pending.append("")  # see __init__
+        self._pending_size = size
+        self._pending_ends_lf = True
+
+    def _partial_line(self) -> str:
+        """The start of the line in progress at the end of the pending block."""
+        parts: list[str] = []
+        for piece in reversed(self._pending):
+            eol = piece.rfind("\n")
+            parts.append(piece[eol + 1 :])
+            if eol >= 0:
+                break
+        return "".join(reversed(parts))
+
+    def _check_line(self, line: str) -> None:
+        """Strict mode: raise for a complete line the specification would ignore."""
+        name, colon, value = line.partition(":")
+        if colon and value[:1] == " ":
+            value = value[1:]
+        if name in ("data", "event"):
+            return
+        if name == "id":
+            if "\0" in value:
+                raise SSEParsingError("an id field contains NUL")
+        elif name == "retry":
+            if not (value.isdigit() and value.isascii()):
+                raise SSEParsingError(f"invalid retry value {value[:40]!r}")
+        else:
+            raise SSEParsingError(f"unknown field {name[:40]!r}")
+
+    def _too_long(self) -> SSEParsingError:
+        return SSEParsingError(
+            f"an event or line exceeds max_event_size ({self._max_size} characters)"
+        )
+
     def _clear_pending(self) -> None:
-        self._pending.clear()  # in place: feed() holds a reference to this list
+        self._pending.clear()  # in place: _feed_text holds a reference to this list
         self._pending_size = 0
         self._pending_ends_lf = False
+        self._comment_from = None
 
     def _finish_block(self, block: str, out: list[Union[Event, str]]) -> None:
         """Parse the block that the pending text and this read's first blank line complete."""
@@ -259,12 +443,9 @@ class Parser:
             self._process_block(block, out)
             self.plain = False
 
-    def _check_block_sizes(self, blocks: list[str]) -> None:
-        for block in blocks:
-            if len(block.strip("\n")) > self._max_size:
-                raise SSEParsingError(
-                    f"an event exceeds max_event_size ({self._max_size} characters)"
-                )
+    def _has_long_block(self, text: str, start: int, cut: int) -> bool:
+        limit = self._max_size
+        return any(len(block.strip("\n")) > limit for block in text[start:cut].split("\n\n"))
 
     def _parse_blocks(self, text: str, start: int, cut: int, out: list[Union[Event, str]]) -> None:
         """Parse the whole blocks in ``text[start:cut]`` one by one.
@@ -412,6 +593,14 @@ _STRUCTURED_BLOCK = re.compile(
     r"(event: [^\n]*\n)?(id: [^\n\0]*\n)?(event: [^\n]*\n)?"
     r"data: ([^\n]*(?:\ndata: [^\n]*)*)\n\n|([\s\S])"
 )
+
+def _comment_text(line: str) -> str:
+    """The text of the comment line ``line`` (``": text"``): one leading space removed."""
+    return line[2:] if line[1:2] == " " else line[1:]
+
+
+#: Small pieces of an unfinished block are merged up to this many characters.
+MERGED_PIECE = 8192
 
 #: Retry values beyond this many ms (about 31,700 years) are held at it:
 #: int() refuses very long digit strings and float() overflows on them.

@@ -35,6 +35,7 @@ import blinker
 import urllib3
 from urllib3 import HTTPHeaderDict
 
+from ._dedupe import ReplayFilter
 from ._event import Event, ReadyState
 from ._parser import DEFAULT_MAX_EVENT_SIZE, Parser
 from ._retry import HEALTHY_AFTER, Backoff
@@ -50,13 +51,10 @@ from ._transport import (
 )
 from .exceptions import SSEConnectionError, SSEError
 
-__all__ = ["DEDUPE_WINDOW", "EventSource"]
+__all__ = ["EventSource"]
 
 log = logging.getLogger("ssesync")
 
-#: How many recent event ids are at least remembered to skip replays after
-#: reconnects (up to twice as many are).
-DEDUPE_WINDOW = 4096
 #: The default timeouts in seconds: (connect, read).
 DEFAULT_TIMEOUT: Timeout = (10.0, 300.0)
 
@@ -126,29 +124,6 @@ def _header_problem(headers: Mapping[str, Any]) -> Optional[str]:
         if "\r" in text or "\n" in text or "\0" in text:
             return f"the value of header {name} contains CR, LF or NUL"
     return None
-
-
-class _RecentIds:
-    """A bounded memory of delivered event ids.
-
-    The read loop adds to :attr:`ids` and :attr:`order` itself (it runs once
-    per event) and calls :meth:`forget_old` when ``order`` outgrows
-    :attr:`limit`: old ids are forgotten in bulk, so the memory holds between
-    :data:`DEDUPE_WINDOW` and twice that many of the newest ids, at an
-    amortised constant cost per event.
-    """
-
-    __slots__ = ("ids", "order")
-
-    limit = 2 * DEDUPE_WINDOW
-
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-        self.order: list[str] = []
-
-    def forget_old(self) -> None:
-        self.ids.difference_update(self.order[:-DEDUPE_WINDOW])
-        del self.order[:-DEDUPE_WINDOW]
 
 
 class EventSource:
@@ -601,14 +576,9 @@ class EventSource:
         spares a generator round trip per event on the callback path.
         """
         self._loop_thread = threading.get_ident()
-        recent_ids = _RecentIds() if self._dedupe else None
-        seen_ids = recent_ids.ids if recent_ids is not None else set()
-        id_order = recent_ids.order if recent_ids is not None else []
-        id_limit = _RecentIds.limit
+        replay = ReplayFilter() if self._dedupe else None
         handler_cache = self._handlers
         dispatcher = self._dispatcher
-        last_data: Optional[str] = None
-        delivered_before = False
         try:
             while True:
                 stream, self._opened_stream = self._opened_stream, None
@@ -624,13 +594,15 @@ class EventSource:
                 feed = parser.feed
                 read = stream.read
                 opened_at = time.monotonic()
-                # Right after a reconnect, an id-less replay of the last
-                # delivered data is skipped (API.md §4).
-                check_replay = delivered_before
+                if replay is not None:
+                    replay.reconnected()
                 delivered = False
                 error: Optional[SSEError] = None
                 try:
                     while True:
+                        if parser.error is not None:
+                            # Raised only now: the events before it went out first.
+                            raise parser.error
                         chunk = read()
                         if not chunk:
                             break
@@ -638,7 +610,11 @@ class EventSource:
                         if parser.retry is not None:
                             self._backoff.set_server_delay(parser.retry)
                             parser.retry = None
-                        if parser.plain and not check_replay and dispatcher is None:
+                        if (
+                            parser.plain
+                            and dispatcher is None
+                            and (replay is None or not replay.check_next)
+                        ):
                             # Only id-less "message" events: nothing to dedupe
                             # and the last event ID stays as it is.
                             if not items:
@@ -652,7 +628,8 @@ class EventSource:
                             elif not self._dispatch_messages(messages):
                                 return
                             delivered = True
-                            last_data = messages[-1].data
+                            if replay is not None:
+                                replay.last_data = messages[-1].data
                             continue
                         for item in items:
                             if self._closing:
@@ -661,20 +638,8 @@ class EventSource:
                                 self._comment(item)  # type: ignore[arg-type]
                                 continue
                             self._last_event_id = item.last_event_id
-                            if recent_ids is not None:
-                                event_id = item.id
-                                if event_id:
-                                    if event_id in seen_ids:
-                                        continue
-                                    seen_ids.add(event_id)
-                                    id_order.append(event_id)
-                                    if len(id_order) > id_limit:
-                                        recent_ids.forget_old()
-                                elif check_replay and item.data == last_data:
-                                    check_replay = False
-                                    continue
-                                check_replay = False
-                                last_data = item.data
+                            if replay is not None and replay.is_replay(item.id, item.data):
+                                continue
                             delivered = True
                             if not dispatch:
                                 yield item
@@ -700,8 +665,6 @@ class EventSource:
                     self._end_attempt(
                         stream, reuse=self._keep_connection and error is None and not self._closing
                     )
-                if delivered:
-                    delivered_before = True
                 if self._closing:
                     return
                 if delivered or time.monotonic() - opened_at >= HEALTHY_AFTER:

@@ -391,21 +391,21 @@ def body_reader(
 
     def read_chunked() -> bytes:
         try:
-            while True:
+            # The last chunk often arrives with the last event, and the
+            # server may keep the connection open after it: once the decoder
+            # has stopped (complete, or broken after payload it returned),
+            # the socket is not read again.
+            while not decoder.stopped:
                 data = body.recv(READ_SIZE)
                 if not data:
-                    if decoder.done:
-                        return b""
                     raise IncompleteRead(b"")
                 payload = feed(data)
                 if payload:
                     return payload
-                if decoder.done:
-                    return b""
+            return feed(b"")  # b"" at the end, or the pending framing error
         except ChunkedEncodingError as exc:
-            where = redact_url(url)
-            message = f"invalid chunked body from {where}: {exc}"
-            raise SSEConnectionError(message, url=where) from exc
+            log.debug("invalid chunked body: %s", exc)
+            raise invalid_chunked_error(url) from exc
         except (HTTPException, OSError, ValueError) as exc:
             raise urllib3_error(exc, url) from exc
 
@@ -594,6 +594,8 @@ def urllib3_error(exc: BaseException, url: str) -> SSEConnectionError:
     # BlockingIOError: the kernel's receive timeout expired (see _SocketBody).
     if isinstance(exc, (u3exc.ReadTimeoutError, socket.timeout, BlockingIOError)):
         return SSEConnectionError(f"read timed out on {where}", url=where)
+    if _is_invalid_chunked(exc):
+        return invalid_chunked_error(url)
     # Most specific first: in urllib3 2 a NewConnectionError is a ConnectTimeoutError.
     if isinstance(exc, u3exc.NameResolutionError):
         return SSEConnectionError(f"cannot resolve the host of {where}", url=where)
@@ -636,14 +638,36 @@ def _cause_text(exc: BaseException) -> str:
         inner = nxt or inner.__cause__ or inner.__context__
     for item in chain:
         if isinstance(item, IncompleteRead):
-            if isinstance(item.__context__, ValueError):  # http.client's bad chunk size
-                return "the server sent an invalid chunked body"
             return "the server closed the connection in the middle of the stream"
         if isinstance(item, ssl.SSLError):
             return str(item)
         if isinstance(item, OSError) and item.errno is not None:
             return item.strerror or str(item)
     return str(chain[-1]) or type(chain[-1]).__name__
+
+
+def _is_invalid_chunked(exc: BaseException) -> bool:
+    """Whether ``exc`` is http.client's or urllib3's report of a bad chunk size."""
+    if isinstance(exc, u3exc.InvalidChunkLength):
+        return True
+    seen = 0
+    inner: Optional[BaseException] = exc
+    while inner is not None and seen < 8:
+        if isinstance(inner, IncompleteRead) and isinstance(inner.__context__, ValueError):
+            return True
+        if isinstance(inner, u3exc.InvalidChunkLength):
+            return True
+        args = inner.args
+        nxt = args[1] if len(args) > 1 and isinstance(args[1], BaseException) else None
+        inner = nxt or inner.__cause__ or inner.__context__
+        seen += 1
+    return False
+
+
+def invalid_chunked_error(url: str) -> SSEConnectionError:
+    """The body's chunked framing is broken: the same error on every read path."""
+    where = redact_url(url)
+    return SSEConnectionError(f"the server sent an invalid chunked body on {where}", url=where)
 
 
 def invalid_target_error(url: str) -> SSEConnectionError:

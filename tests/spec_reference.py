@@ -35,9 +35,10 @@ step by step, with no attempt at speed:
 
 One library convention sits on top of the specification, which simply ignores
 comments: ssesync reports the text of each comment line (one leading space
-removed) in its place among the events. A comment belongs to the block it is
-in, so it is reported when that block ends (at its blank line), and the
-comments of an incomplete final block are discarded with it.
+removed) in its place among the events, as soon as the line is complete
+(API.md section 4), so a keep-alive comment is seen at once. A comment line
+inside a block is therefore reported before that block's event, and one in
+an incomplete final block is still reported, as its line was complete.
 
 Items are encoded as plain tuples, which cannot be confused with each other:
 
@@ -114,7 +115,6 @@ class ReferenceStream:
         # What ssesync additionally reports for the current block.
         self.block_id: Optional[str] = None
         self.block_retry: Optional[int] = None
-        self.block_comments: list[Item] = []
         # What has been reported so far.
         self.items: list[Item] = []
 
@@ -137,7 +137,7 @@ class ReferenceStream:
             text = line[1:]
             if text.startswith(" "):
                 text = text[1:]
-            self.block_comments.append(("comment", text))
+            self.items.append(("comment", text))
         elif ":" in line:
             index = line.index(":")
             name = line[:index]
@@ -167,8 +167,7 @@ class ReferenceStream:
         # Any other field name is ignored.
 
     def dispatch(self) -> None:
-        """Step 6 (plus reporting the block's comments first)."""
-        self.items.extend(self.block_comments)
+        """Step 6."""
         self.last_event_id = self.last_event_id_buffer
         if self.data_buffer != "":
             data = self.data_buffer
@@ -181,7 +180,6 @@ class ReferenceStream:
         self.event_type_buffer = None
         self.block_id = None
         self.block_retry = None
-        self.block_comments = []
 
 
 def reference_parse(data: bytes, last_event_id: str = "") -> tuple[list[Item], str]:

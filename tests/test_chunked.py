@@ -84,6 +84,36 @@ def test_broken_framing_raises(pieces: list[bytes]) -> None:
         decoder.feed(piece)
     with pytest.raises(ChunkedEncodingError):
         decoder.feed(pieces[-1])
+        decoder.feed(b"")  # the payload before the break came first: raised now
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [b"zz\r\nx\r\n", b"\r\nx\r\n", b"-1\r\nx\r\n", b"3\r\nabcXY"],
+    ids=["not-hex", "empty-size-line", "negative", "no-crlf"],
+)
+@pytest.mark.parametrize("split", [False, True], ids=["one-read", "two-reads"])
+def test_payload_before_broken_framing_is_returned_first(broken: bytes, split: bool) -> None:
+    # Intact chunks then a broken one, in one read: their payload once went
+    # down with the error, though the same bytes in two reads delivered it.
+    intact = b"9\r\ndata: ok\n\r\n2\r\n\n\n\r\n"
+    decoder = ChunkedDecoder()
+    pieces = [intact, broken] if split else [intact + broken]
+    payload = b""
+    with pytest.raises(ChunkedEncodingError) as caught:
+        for piece in pieces:
+            payload += decoder.feed(piece)
+        decoder.feed(b"more")  # no read after the break gets past it
+    assert payload.startswith(b"data: ok\n\n\n")
+    assert decoder.stopped
+    assert decoder.error is None or caught.value is decoder.error
+
+
+def test_last_chunk_in_the_same_read_stops_the_decoder() -> None:
+    decoder = ChunkedDecoder()
+    assert decoder.feed(b"8\r\ndata: x\n\r\n0\r\n\r\n") == b"data: x\n"
+    assert decoder.done
+    assert decoder.stopped
 
 
 def test_an_endless_size_line_is_refused() -> None:

@@ -381,7 +381,6 @@ def test_retry_is_per_block_on_events() -> None:
         pytest.param(b"data: a\n\ndata: b\n", id="terminated-line"),
         pytest.param(b"data: a\n\ndata: b", id="unterminated-line"),
         pytest.param(b"data: a\n\ndata: b\r", id="cr-ended-line"),
-        pytest.param(b"data: a\n\n: c\ndata: b\n", id="with-comment"),
     ],
 )
 def test_trailing_incomplete_event_is_not_emitted(stream: bytes) -> None:
@@ -389,6 +388,12 @@ def test_trailing_incomplete_event_is_not_emitted(stream: bytes) -> None:
     parser = Parser()
     feed(parser, stream)
     assert parser.buffered > 0
+
+
+def test_comment_of_an_incomplete_final_block_is_still_reported() -> None:
+    # The comment's line was complete, so it was reported at once; the
+    # block it sits in never completes, so its event is not.
+    check([b"data: a\n\n: c\ndata: b\n"], [ev("a"), comment("c")])
 
 
 # -- strict mode -----------------------------------------------------------------------
@@ -405,7 +410,6 @@ def test_strict_accepts_a_valid_stream() -> None:
     [
         pytest.param(b"data: \xff\n\n", id="in-data"),
         pytest.param(b"data: \xed\xa0\x80\n\n", id="surrogate"),
-        pytest.param(b"data: a\n\n: \xc3(\n", id="in-later-comment"),
     ],
 )
 def test_strict_invalid_utf8_raises(stream: bytes) -> None:
@@ -460,12 +464,76 @@ def test_line_longer_than_max_event_size_raises_across_reads() -> None:
     [
         pytest.param(b"data: " + b"x" * 200 + b"\n\n", id="one-line"),
         pytest.param((b"data: " + b"x" * 40 + b"\n") * 4 + b"\n", id="short-lines"),
-        pytest.param(b"data: a\n\n" + b"data: " + b"x" * 200 + b"\n\ndata: b\n\n", id="middle"),
     ],
 )
 def test_event_longer_than_max_event_size_raises_even_in_one_read(stream: bytes) -> None:
     with pytest.raises(SSEParsingError):
         Parser(max_event_size=100).feed(stream)
+
+
+# -- nothing complete is lost to a later error -------------------------------------------
+
+
+def until_error(parser: Parser, *pieces: bytes) -> tuple[list[Item], Optional[str]]:
+    """The items handed out before the parser failed, and the error's message."""
+    items: list[Union[Event, str]] = []
+    for piece in pieces:
+        try:
+            items.extend(parser.feed(piece))
+        except SSEParsingError as exc:
+            return encode(items), str(exc)
+        if parser.error is not None:
+            return encode(items), str(parser.error)
+    return encode(items), None
+
+
+OVERSIZED = b"data: " + b"x" * 200 + b"\n\n"
+
+
+@pytest.mark.parametrize(
+    ("after", "options"),
+    [
+        pytest.param(OVERSIZED, {"max_event_size": 100}, id="oversized-event"),
+        pytest.param(b"data: " + b"x" * 200, {"max_event_size": 100}, id="oversized-line"),
+        pytest.param(b"foo: bar\ndata: x\n\n", {"strict": True}, id="strict-unknown-field"),
+        pytest.param(b"data: \xff\n\n", {"strict": True}, id="strict-invalid-utf8"),
+        pytest.param(b": \xc3(\n", {"strict": True}, id="strict-invalid-utf8-in-comment"),
+        pytest.param(b"retry: soon\n", {"strict": True}, id="strict-retry-unfinished-block"),
+    ],
+)
+def test_events_before_a_parse_error_are_handed_out_first(
+    after: bytes, options: dict[str, object]
+) -> None:
+    # "data: ok" then a violation, in one read: "ok" once came out only when
+    # the two arrived in separate reads; the outcome must not depend on how
+    # the server's writes were cut.
+    stream = b"data: ok\n\n: fine\n" + after
+    whole = until_error(Parser(**options), stream)  # type: ignore[arg-type]
+    assert whole[0] == [ev("ok"), comment("fine")]
+    assert whole[1] is not None
+    split = until_error(Parser(**options), b"data: ok\n\n: fine\n", after)  # type: ignore[arg-type]
+    assert split == whole
+    bytewise = until_error(
+        Parser(**options), *(stream[i : i + 1] for i in range(len(stream)))  # type: ignore[arg-type]
+    )
+    assert bytewise[0] == whole[0]
+    assert bytewise[1] is not None
+
+
+def test_a_parser_that_failed_raises_on_the_next_read() -> None:
+    parser = Parser(max_event_size=100)
+    assert encode(parser.feed(b"data: ok\n\n" + OVERSIZED)) == [ev("ok")]
+    assert parser.error is not None
+    with pytest.raises(SSEParsingError) as caught:
+        parser.feed(b"data: later\n\n")
+    assert caught.value is parser.error
+
+
+def test_a_violation_before_invalid_utf8_is_the_error_reported() -> None:
+    parser = Parser(strict=True)
+    items = parser.feed(b"data: ok\n\nfoo: x\n\ndata: \xff\n\n")
+    assert encode(items) == [ev("ok")]
+    assert "unknown field" in str(parser.error)
 
 
 def test_events_within_max_event_size_pass() -> None:
@@ -659,3 +727,63 @@ def test_usual_blocks_take_the_one_pass_path_and_a_miss_backs_off(
     for _ in range(3):
         simple.feed(b"data: a\n\ndata: b\n\n")
     assert tries == [True, False, True]  # one-line data blocks keep the split path
+
+
+# -- comments at once ----------------------------------------------------------------------
+
+
+def test_keep_alive_comment_is_reported_when_its_line_completes() -> None:
+    # A lone ":" line is what many servers send to keep proxies from closing
+    # the connection; waiting for a blank line would report it late or never.
+    parser = Parser()
+    assert feed(parser, b":\n") == [comment("")]
+    assert feed(parser, b": pi") == []
+    assert feed(parser, b"ng") == []
+    assert feed(parser, b"\n") == [comment("ping")]
+    assert feed(parser, b"\n") == []  # the blank line after it dispatches nothing
+
+
+def test_comment_inside_an_unfinished_block_comes_before_its_event() -> None:
+    parser = Parser()
+    assert feed(parser, b"data: a\n: half") == []
+    assert feed(parser, b" way\ndata: b\n") == [comment("half way")]
+    assert feed(parser, b"\n") == [ev("a\nb")]
+
+
+def test_comment_lines_count_toward_the_event_size() -> None:
+    # The same bytes in one read and in many give the same outcome: the
+    # comment lines of a block count toward max_event_size in both.
+    stream = b": " + b"c" * 8 + b"\ndata: x\n\n"  # a 18-character block
+    assert until_error(Parser(max_event_size=17), stream)[1] is not None
+    pieces = [stream[i : i + 3] for i in range(0, len(stream), 3)]
+    items, error = until_error(Parser(max_event_size=17), *pieces)
+    assert items == [comment("c" * 8)]
+    assert error is not None
+    assert parse(stream, max_event_size=18) == [comment("c" * 8), ev("x")]
+
+
+# -- memory ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "char", ["x", "\U0001f600"], ids=["ascii", "four-byte-characters"]
+)
+def test_memory_is_bounded_in_bytes_however_small_the_reads(char: str) -> None:
+    # A server that never ends its line, writing two bytes at a time, once
+    # made the parser hold a string per read: ~30 bytes per character.
+    import tracemalloc
+
+    limit = 128 * 1024
+    encoded = (char * (limit // 2)).encode()
+    pieces = [encoded[i : i + 2] for i in range(0, len(encoded), 2)]
+    parser = Parser(max_event_size=limit)
+    tracemalloc.start()
+    try:
+        parser.feed(b"data: ")
+        for piece in pieces:
+            parser.feed(piece)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert parser.buffered == len("data: ") + limit // 2
+    assert peak <= 4 * parser.buffered + 64 * 1024
