@@ -14,6 +14,7 @@ session's own ``verify`` or ``proxies`` are not silently overridden.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from http.client import HTTPException
 from typing import Any, Optional, Union
 
 from urllib3 import exceptions as u3exc
@@ -25,6 +26,7 @@ from ._transport import (
     body_reader,
     invalid_target_error,
     redact_url,
+    skip_interim,
     urllib3_error,
 )
 from .exceptions import SSEConnectionError
@@ -85,19 +87,37 @@ class RequestsTransport:
             self._options["proxies"] = {"http": proxy, "https": proxy}
 
     def open(self, request: Request, attempt: Attempt) -> Stream:
+        session = self.session
+        headers = dict(request.headers)
+        # The server's last event ID goes out byte for byte, as on the urllib3
+        # transport: requests refuses a header value with leading whitespace
+        # (an "id:  7" line gives " 7"), so it is set after the request is
+        # prepared, which is where requests validates headers.
+        last_event_id = headers.pop("Last-Event-ID", None)
         try:
-            response = self.session.request(
-                request.method,
-                request.url,
-                headers=dict(request.headers),
-                data=request.body,
-                stream=True,
-                timeout=request.timeout,
-                allow_redirects=True,
-                **self._options,
+            prepared = session.prepare_request(
+                requests.Request(request.method, request.url, headers=headers, data=request.body)
             )
+            if last_event_id is not None:
+                prepared.headers["Last-Event-ID"] = last_event_id
+            settings = session.merge_environment_settings(
+                prepared.url,
+                self._options.get("proxies", {}),
+                True,
+                self._options.get("verify"),
+                self._options.get("cert"),
+            )
+            response = session.send(
+                prepared, timeout=request.timeout, allow_redirects=True, **settings
+            )
+            if skip_interim(response.raw):  # see _transport.skip_interim
+                response.status_code = response.raw.status
+                response.reason = response.raw.reason
+                response.headers = requests.structures.CaseInsensitiveDict(response.raw.headers)
         except requests.RequestException as exc:
             raise requests_error(exc, request.url) from exc
+        except (u3exc.HTTPError, HTTPException, OSError) as exc:
+            raise urllib3_error(exc, request.url) from exc
         except ValueError as exc:  # e.g. a redirect to an unparsable Location
             raise invalid_target_error(request.url) from exc
         stream = _RequestsStream(response, request.url, request.reuse_connection)

@@ -4,16 +4,22 @@ Pure arithmetic with no sleeping and no clock of its own, so every rule is a
 one-line test. The read loop asks :meth:`Backoff.next_delay` how long to wait
 before each reconnect and tells it when a connection proved healthy.
 
-The rules: the base delay is ``retry_delay`` until the server sends a
-``retry:`` field, which replaces it. Each consecutive failed attempt doubles
-the delay, up to ``max_retry_delay``. Each wait is drawn uniformly between half
-and all of the current delay, so many clients dropped together do not come
-back together. A ``Retry-After`` from the server is a floor for the wait,
-itself capped by ``max_retry_delay``. A connection that stayed healthy (it
-delivered an event, or stayed open for :data:`HEALTHY_AFTER` seconds) resets
-the count, so the next reconnect waits the base delay again. A base of 0
-means the first reconnect is immediate; consecutive failures after it back
-off from :data:`ZERO_BASE_FLOOR_MS`, so ``retry: 0`` cannot cause a storm.
+The rules (API.md, section 4). The *reconnection time* is ``retry_delay``
+until the server sends a ``retry:`` field, which replaces it; the
+specification makes it a floor ("wait a delay equal to the reconnection
+time, then optionally some more"). So the first reconnect waits between 1
+and 1.5 times the reconnection time: jitter is added, never subtracted. Each
+further failed attempt in a row doubles the delay, up to ``max_retry_delay``;
+those waits are drawn between half and all of the current delay, so that
+many clients dropped together do not come back together, but never below
+the reconnection time. ``max_retry_delay`` is thus the longest wait unless
+the reconnection time itself is longer. A ``Retry-After`` from the server is
+a floor too, capped by ``max_retry_delay``. A connection that stayed healthy
+(it delivered an event, or stayed open for :data:`HEALTHY_AFTER` seconds)
+resets the count, so the next reconnect is a first one again. A
+reconnection time of 0 means the first reconnect is immediate; consecutive
+failures after it back off from :data:`ZERO_BASE_FLOOR_MS`, so ``retry: 0``
+cannot cause a storm.
 """
 
 from __future__ import annotations
@@ -78,11 +84,16 @@ class Backoff:
         :param retry_after: seconds from the server's ``Retry-After``, if any.
         """
         self.attempts += 1
-        base, doublings = self.base_ms, self.attempts - 1
-        if base == 0 and doublings > 0:
-            base, doublings = ZERO_BASE_FLOOR_MS, doublings - 1
-        current = min(self.max_ms, base * 2.0 ** min(doublings, 62))
-        wait = current * (0.5 + 0.5 * self._random())
+        floor = self.base_ms
+        if self.attempts == 1:
+            # The first reconnect: the reconnection time plus up to half of it.
+            wait = min(floor * (1.0 + 0.5 * self._random()), max(self.max_ms, floor))
+        else:
+            base, doublings = floor, self.attempts - 1
+            if base == 0:
+                base, doublings = ZERO_BASE_FLOOR_MS, doublings - 1
+            current = min(self.max_ms, base * 2.0 ** min(doublings, 62))
+            wait = max(current * (0.5 + 0.5 * self._random()), floor)
         if retry_after is not None and retry_after > 0:
             wait = max(wait, min(retry_after * 1000.0, self.max_ms))
         return wait / 1000.0

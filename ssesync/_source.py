@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import blinker
 import urllib3
@@ -222,11 +222,13 @@ class EventSource:
         if last_event_id is not None:
             _check_header_value("last_event_id", last_event_id)
         self._method = method.upper()
-        self._request_url = url
+        # The fragment is never sent; params go into the query, before it.
+        parts = urlsplit(url)
+        query = parts.query
         if params:
-            self._request_url += ("&" if urlsplit(url).query else "?") + urlencode(
-                params, doseq=True
-            )
+            extra = urlencode(params, doseq=True)
+            query = f"{query}&{extra}" if query else extra
+        self._request_url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
         self._body_headers: dict[str, str] = {}
         self._body = _encode_body(data, json, self._body_headers)
         self._timeout = _normalise_timeout(timeout)

@@ -31,6 +31,7 @@ described there.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import ssl
 import struct
@@ -43,6 +44,7 @@ from typing import Any, Callable, Optional, Protocol, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
+from urllib3 import HTTPHeaderDict
 from urllib3 import exceptions as u3exc
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -202,6 +204,64 @@ def _register_socket(sock: Optional[socket.socket]) -> None:
         attempt.attach_socket(sock)
 
 
+def is_interim(status: int) -> bool:
+    """Whether ``status`` is an interim response that a final one follows (not 101)."""
+    return 100 <= status < 200 and status != 101
+
+
+class _FinalResponse(HTTPResponse):
+    """http.client's response, reading past every interim response.
+
+    http.client skips ``100 Continue`` itself but hands back any other
+    interim response, such as ``103 Early Hints``, as if it were final; the
+    final response then lies unread behind it. Our connections use this
+    class, so urllib3 sees the final response (and follows its redirects).
+    """
+
+    def begin(self) -> None:
+        super().begin()
+        while is_interim(self.status):
+            log.debug("skipped an interim %d response", self.status)
+            self.headers = None  # type: ignore[assignment]  # begin() reads the next head
+            super().begin()
+
+
+def skip_interim(response: urllib3.BaseHTTPResponse) -> bool:
+    """Read past interim responses on a connection that is not ours.
+
+    A caller's pool manager or session has http.client's own response class
+    (see :class:`_FinalResponse`), so an interim response arrives here as if
+    it were final. The final one follows on the same connection: read its
+    head into the same http.client response, and set the urllib3 response
+    up again around it. Its redirects are not followed (urllib3 only saw the
+    interim status). Returns whether anything was skipped.
+    """
+    fp = getattr(response, "_fp", None)
+    if not is_interim(response.status) or not isinstance(fp, HTTPResponse):
+        return False
+    while is_interim(fp.status):
+        log.debug("skipped an interim %d response", fp.status)
+        fp.headers = None  # type: ignore[assignment]
+        fp.begin()
+    urllib3.HTTPResponse.__init__(
+        response,  # type: ignore[arg-type]
+        body=fp,
+        headers=HTTPHeaderDict(fp.msg.items()),
+        status=fp.status,
+        version=fp.version,
+        reason=fp.reason,
+        preload_content=False,
+        decode_content=response.decode_content,
+        original_response=fp,
+        pool=getattr(response, "_pool", None),
+        connection=getattr(response, "_connection", None),
+        retries=response.retries,
+        request_url=getattr(response, "_request_url", None),
+        sock_shutdown=getattr(response, "_sock_shutdown", None),
+    )
+    return True
+
+
 class _SocketWatcher(HTTPConnection):
     """Registers the connection's socket with the current attempt.
 
@@ -234,6 +294,8 @@ class _SocketWatcher(HTTPConnection):
             ) from exc
         sys.audit("http.client.connect", self, self.host, self.port)
         return sock
+
+    response_class = _FinalResponse
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         _register_socket(self.sock)
@@ -370,7 +432,8 @@ def body_reader(
 
         def read_public() -> bytes:
             try:
-                return read1(READ_SIZE) or b""
+                # decode_content: requests opens its responses without it.
+                return read1(READ_SIZE, decode_content=True) or b""
             except (u3exc.HTTPError, HTTPException, OSError) as exc:
                 raise urllib3_error(exc, url) from exc
 
@@ -569,6 +632,11 @@ class Urllib3Transport:
             raise invalid_target_error(request.url) from exc
         finally:
             _current.attempt = None
+        try:
+            skip_interim(response)  # a caller's pool: see _FinalResponse
+        except (HTTPException, OSError) as exc:
+            response.release_conn()
+            raise urllib3_error(exc, request.url) from exc
         stream = _Urllib3Stream(response, request.url, request.reuse_connection, read)
         attempt.attach_stream(stream)
         return stream
@@ -695,10 +763,21 @@ def check_response(stream: Stream, url: str) -> None:
     where = redact_url(url)
     if status == 200:
         content_type = headers.get("Content-Type") or ""
-        if content_type.split(";", 1)[0].strip().lower() != "text/event-stream":
+        if mime_essence(content_type) != "text/event-stream":
             raise SSEConnectionError(
                 f"expected Content-Type text/event-stream from {where}, "
                 f"got {content_type[:100]!r}",
+                status=status,
+                headers=headers,
+                url=where,
+                retryable=False,
+            )
+        encoding = (headers.get("Content-Encoding") or "identity").strip().lower()
+        decodable = ("identity", *urllib3.HTTPResponse.CONTENT_DECODERS)
+        if any(part.strip() not in decodable for part in encoding.split(",")):
+            raise SSEConnectionError(
+                f"{where} sent the stream with Content-Encoding {encoding[:40]!r}, "
+                "which urllib3 here cannot decode",
                 status=status,
                 headers=headers,
                 url=where,
@@ -717,6 +796,46 @@ def check_response(stream: Stream, url: str) -> None:
         retryable=status >= 500 or status in RETRYABLE_STATUSES,
         retry_after=parse_retry_after(headers.get("Retry-After")),
     )
+
+
+_MIME_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def mime_essence(value: str) -> str:
+    """The MIME type of a ``Content-Type`` value, lower case, without parameters.
+
+    As the Fetch standard extracts it: of a comma-separated list (a header
+    sent twice, or a server's odd value), the last valid type counts, and
+    ``*/*`` is not one. Returns ``""`` when there is none.
+    """
+    essence = ""
+    for item in _split_outside_quotes(value):
+        mime = item.split(";", 1)[0].strip(" \t\r\n").lower()
+        kind, slash, subtype = mime.partition("/")
+        if slash and _MIME_TOKEN.fullmatch(kind) and _MIME_TOKEN.fullmatch(subtype):
+            if mime != "*/*":
+                essence = mime
+    return essence
+
+
+def _split_outside_quotes(value: str) -> list[str]:
+    if '"' not in value:
+        return value.split(",")
+    items, current, quoted, escaped = [], [], False, False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            items.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    items.append("".join(current))
+    return items
 
 
 def redact_url(url: str) -> str:

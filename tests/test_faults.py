@@ -420,10 +420,13 @@ def test_reconnect_storm_is_spaced_by_growing_jittered_backoff(
         and isinstance(record.args, tuple)
     ]
     assert len(delays) >= count - 1
-    ceilings = [min(0.4, 0.05 * 2**k) for k in range(len(delays))]
-    for delay, ceiling in zip(delays, ceilings):
-        # Each wait is drawn between half and all of the doubled delay, up to the cap.
-        assert ceiling / 2 - 1e-9 <= delay <= ceiling + 1e-9, (delays, ceilings)
+    # The first wait is 1-1.5x the reconnection time (50 ms); each later one is
+    # drawn between half and all of the doubled delay, up to the cap, and
+    # never below the reconnection time.
+    ceilings = [0.075] + [min(0.4, 0.05 * 2**k) for k in range(1, len(delays))]
+    floors = [0.05] + [max(0.05, c / 2) for c in ceilings[1:]]
+    for delay, floor, ceiling in zip(delays, floors, ceilings):
+        assert floor - 1e-9 <= delay <= ceiling + 1e-9, (delays, ceilings)
     assert delays[-1] > delays[0]
     # Jitter: the waits are not exactly the deterministic doubling sequence.
     assert any(abs(d - c) > 1e-3 for d, c in zip(delays, ceilings)), delays
@@ -476,17 +479,30 @@ def test_huge_retry_after_is_capped_by_max_retry_delay(sse_server: SSEServer, va
     assert elapsed < 5
 
 
-def test_huge_server_retry_field_is_capped_by_max_retry_delay(sse_server: SSEServer) -> None:
-    sse_server.route(
-        "/s",
-        sse_server.raw([b"retry: 86400000\ndata: a\n\n"], then="end"),
-        sse_server.events([{"data": "b"}], then="stall"),
-    )
+def test_huge_server_retry_field_is_honoured_and_close_still_ends_the_wait(
+    sse_server: SSEServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server's retry: is the reconnection time, a floor for every wait
+    # (API.md section 4): max_retry_delay does not cut it short.
+    sse_server.route("/s", sse_server.raw([b"retry: 86400000\ndata: a\n\n"], then="end"))
+    caplog.set_level(logging.INFO, logger="ssesync")
+    errors = Collector()
     source = fast(sse_server.url_for("/s"), max_retry_delay=300)
+    source.on_error(errors)
+    source.on("message", lambda event: None)
+    source.start()
+    errors.wait_for(1)  # the stream ended; the source now waits a day
     started = time.monotonic()
-    with source, watchdog(source, WAIT):
-        assert [e.data for e in take(source, 2)] == ["a", "b"]
-    assert time.monotonic() - started < 5
+    source.close()
+    assert source.join(WAIT)
+    assert time.monotonic() - started < 2
+    waits = [
+        float(r.getMessage().rsplit("reconnecting in ", 1)[1].split()[0])
+        for r in caplog.records
+        if "reconnecting in" in r.getMessage()
+    ]
+    assert waits
+    assert waits[0] >= 86400
 
 
 # -- lying lengths ----------------------------------------------------------------------------

@@ -14,14 +14,28 @@ def backoff(base: float = 1000, cap: float = 30000, draw: float = 1.0, **kw: obj
     return Backoff(base, cap, random=lambda: draw, **kw)  # type: ignore[arg-type]
 
 
-def test_first_wait_is_between_half_and_all_of_retry_delay() -> None:
-    assert backoff(draw=0.0).next_delay() == pytest.approx(0.5)
-    assert backoff(draw=1.0).next_delay() == pytest.approx(1.0)
+def test_first_wait_is_between_one_and_one_and_a_half_reconnection_times() -> None:
+    # The reconnection time is a floor (the specification): jitter is added.
+    assert backoff(draw=0.0).next_delay() == pytest.approx(1.0)
+    assert backoff(draw=1.0).next_delay() == pytest.approx(1.5)
 
 
 def test_delay_doubles_per_failed_attempt_up_to_the_cap() -> None:
     b = backoff(base=1000, cap=5000)
-    assert [b.next_delay() for _ in range(5)] == pytest.approx([1, 2, 4, 5, 5])
+    assert [b.next_delay() for _ in range(5)] == pytest.approx([1.5, 2, 4, 5, 5])
+
+
+def test_backoff_waits_are_jittered_down_but_never_below_the_reconnection_time() -> None:
+    b = backoff(base=1000, cap=5000, draw=0.0)
+    assert [b.next_delay() for _ in range(5)] == pytest.approx([1, 1, 2, 2.5, 2.5])
+
+
+def test_a_reconnection_time_above_the_cap_is_still_the_floor() -> None:
+    b = backoff(base=1000, cap=5000, draw=0.0)
+    b.set_server_delay(8000)  # the server asks for more than max_retry_delay
+    assert [b.next_delay() for _ in range(3)] == pytest.approx([8, 8, 8])
+    b = backoff(base=8000, cap=5000, draw=1.0)
+    assert b.next_delay() == pytest.approx(8)  # the first wait adds no jitter above it
 
 
 def test_zero_delay_means_at_once() -> None:
@@ -38,7 +52,7 @@ def test_zero_delay_failures_after_the_first_back_off_from_a_floor() -> None:
 def test_server_retry_replaces_the_base() -> None:
     b = backoff(base=3000)
     b.set_server_delay(200)
-    assert b.next_delay() == pytest.approx(0.2)
+    assert b.next_delay() == pytest.approx(0.3)
 
 
 def test_reset_returns_to_the_base_delay() -> None:
@@ -46,13 +60,16 @@ def test_reset_returns_to_the_base_delay() -> None:
     b.next_delay()
     b.next_delay()
     b.reset()
-    assert b.next_delay() == pytest.approx(1.0)
+    assert b.next_delay() == pytest.approx(1.5)
 
 
 def test_retry_after_is_a_floor_capped_by_max_retry_delay() -> None:
     assert backoff(base=100).next_delay(retry_after=2) == pytest.approx(2.0)
     assert backoff(base=100, cap=5000).next_delay(retry_after=86400) == pytest.approx(5.0)
-    assert backoff(base=4000).next_delay(retry_after=1) == pytest.approx(4.0)
+    assert backoff(base=4000).next_delay(retry_after=1) == pytest.approx(6.0)
+    # Retry-After of a second or less still counts, over a shorter delay.
+    assert backoff(base=0).next_delay(retry_after=1) == pytest.approx(1.0)
+    assert backoff(base=100, draw=0.0).next_delay(retry_after=0.5) == pytest.approx(0.5)
 
 
 def test_max_retries_counts_consecutive_attempts() -> None:

@@ -498,12 +498,13 @@ def test_backoff_starts_over_after_a_connection_that_delivered(
         for r in caplog.records
         if "reconnecting in" in r.getMessage()
     ]
-    # 20 ms doubles per failed attempt (each wait is ½-1x of it): 10-20, 20-40 ms,
-    # then the drop after an event starts over at 10-20 ms, not 40-80 ms.
+    # The first wait is 1-1.5x the 20 ms reconnection time (20-30 ms); the
+    # next failure doubles it (each wait ½-1x of 40 ms, never below 20 ms);
+    # the drop after an event starts over at 20-30 ms, not 40-80 ms.
     assert len(waits) == 3
-    assert 0.01 <= waits[0] <= 0.02
+    assert 0.02 <= waits[0] <= 0.03
     assert 0.02 <= waits[1] <= 0.04
-    assert 0.01 <= waits[2] <= 0.02
+    assert 0.02 <= waits[2] <= 0.03
 
 
 def test_dedupe_off_delivers_replays(sse_server: SSEServer) -> None:
