@@ -13,7 +13,6 @@ session's own ``verify`` or ``proxies`` are not silently overridden.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from http.client import HTTPException
 from typing import Any, Optional, Union
 
@@ -22,8 +21,8 @@ from urllib3 import exceptions as u3exc
 from ._transport import (
     Attempt,
     Request,
+    ResponseStream,
     Stream,
-    body_reader,
     invalid_target_error,
     redact_url,
     skip_interim,
@@ -41,27 +40,21 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 __all__ = ["RequestsTransport"]
 
 
-class _RequestsStream:
-    __slots__ = ("_raw", "_response", "headers", "read", "status")
+class _RequestsStream(ResponseStream):
+    """The urllib3 response under a ``requests`` response, and that one too."""
+
+    __slots__ = ("_outer",)
 
     def __init__(self, response: Any, url: str, reuse: bool) -> None:
-        self._response = response
-        self._raw = response.raw  # the urllib3 response underneath
-        self.status: int = response.status_code
-        self.headers: Mapping[str, str] = response.headers
-        self.read = body_reader(self._raw, url, reuse=reuse)
-
-    def abort(self) -> None:
-        try:
-            self._raw.shutdown()
-        except (ValueError, RuntimeError, OSError, AttributeError):
-            pass  # a mocked body, or already released: nothing blocks on it
+        super().__init__(response.raw, url, reuse)
+        self._outer = response
+        self.status = response.status_code
+        self.headers = response.headers
 
     def close(self, reuse: bool = False) -> None:
+        super().close(reuse)
         try:
-            if not reuse:
-                self._raw.close()
-            self._response.close()
+            self._outer.close()
         except (u3exc.HTTPError, OSError, ValueError):
             pass
 
@@ -101,7 +94,7 @@ class RequestsTransport:
             if last_event_id is not None:
                 prepared.headers["Last-Event-ID"] = last_event_id
             settings = session.merge_environment_settings(
-                prepared.url,
+                prepared.url or request.url,
                 self._options.get("proxies", {}),
                 True,
                 self._options.get("verify"),

@@ -555,10 +555,22 @@ class _SocketBody:
             log.debug("cannot set SO_RCVTIMEO; keeping the socket timeout", exc_info=True)
 
 
-class _Urllib3Stream:
-    """A urllib3 response, read by :func:`body_reader`."""
+class ResponseStream:
+    """A urllib3 response as a :class:`Stream`, read by :func:`body_reader`.
 
-    __slots__ = ("_response", "headers", "read", "status")
+    Pooled connections. A source that does not keep its connection sends
+    ``Connection: close`` and must never let the connection serve another
+    request. But once urllib3's public path reads a body to its end, urllib3
+    hands the connection back to its pool at once, open (http.client only
+    looks at the response's headers to decide that it persists), before
+    :meth:`close` runs; on a shared pool (an :class:`~ssesync.SSEClient`'s,
+    ``pool_manager=``, a session's) the next request could then be sent on a
+    connection the server is about to close, or is still busy with. So the
+    response's pool is held back while it is read: :meth:`close` closes the
+    connection first and only then returns it, closed, to the pool.
+    """
+
+    __slots__ = ("_pool", "_response", "headers", "read", "status")
 
     def __init__(
         self,
@@ -568,6 +580,9 @@ class _Urllib3Stream:
         read_timeout: Optional[float] = None,
     ) -> None:
         self._response = response
+        self._pool = None
+        if not reuse and hasattr(response, "_pool"):
+            self._pool, response._pool = response._pool, None
         self.read = body_reader(response, url, reuse=reuse, read_timeout=read_timeout)
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
@@ -581,8 +596,10 @@ class _Urllib3Stream:
     def close(self, reuse: bool = False) -> None:
         response = self._response
         try:
-            if not reuse:
-                response.close()
+            if not reuse or self._pool is not None:
+                response.close()  # closes the connection too, while it is ours
+            if self._pool is not None:
+                response._pool, self._pool = self._pool, None  # type: ignore[attr-defined]
             response.release_conn()
         except (u3exc.HTTPError, HTTPException, OSError, ValueError):
             log.debug("error while closing a response", exc_info=True)
@@ -637,7 +654,7 @@ class Urllib3Transport:
         except (HTTPException, OSError) as exc:
             response.release_conn()
             raise urllib3_error(exc, request.url) from exc
-        stream = _Urllib3Stream(response, request.url, request.reuse_connection, read)
+        stream = ResponseStream(response, request.url, request.reuse_connection, read)
         attempt.attach_stream(stream)
         return stream
 
@@ -812,16 +829,18 @@ def mime_essence(value: str) -> str:
     for item in _split_outside_quotes(value):
         mime = item.split(";", 1)[0].strip(" \t\r\n").lower()
         kind, slash, subtype = mime.partition("/")
-        if slash and _MIME_TOKEN.fullmatch(kind) and _MIME_TOKEN.fullmatch(subtype):
-            if mime != "*/*":
-                essence = mime
+        valid = slash and _MIME_TOKEN.fullmatch(kind) and _MIME_TOKEN.fullmatch(subtype)
+        if valid and mime != "*/*":
+            essence = mime
     return essence
 
 
 def _split_outside_quotes(value: str) -> list[str]:
     if '"' not in value:
         return value.split(",")
-    items, current, quoted, escaped = [], [], False, False
+    items: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
     for char in value:
         if escaped:
             escaped = False

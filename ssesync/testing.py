@@ -155,6 +155,8 @@ class RecordedRequest:
     """The request headers, looked up case-insensitively."""
     body: bytes
     """The request body (empty when there was none)."""
+    head: bytes = b""
+    """The request line and header lines exactly as received (CRLF-separated)."""
 
     @property
     def last_event_id(self) -> str | None:
@@ -198,8 +200,10 @@ def _read_request(rfile: BinaryIO) -> RecordedRequest:
         raise _BadRequest(400, "malformed request line")
     method, target = parts[0].decode("latin-1"), parts[1].decode("latin-1")
     used = len(request_line)
+    raw = [request_line]
     fields: list[tuple[str, str]] = []
     while line := _readline(rfile, _MAX_HEAD - used):
+        raw.append(line)
         used += len(line) + 2
         name, colon, value = line.partition(b":")
         if not colon or not name or name != name.strip():
@@ -214,6 +218,7 @@ def _read_request(rfile: BinaryIO) -> RecordedRequest:
         target=target,
         headers=headers,
         body=_read_body(rfile, headers),
+        head=b"\r\n".join(raw),
     )
 
 
@@ -394,8 +399,27 @@ class StreamConnection:
         """Sleep, returning early when the server stops so stop() never waits on it."""
         self._stopping.wait(seconds)
 
-    def end(self) -> None:
-        """Finish the body cleanly (chunk terminator when chunked) and close."""
+    def send_interim(self, status: int = 103, headers: Mapping[str, str] | None = None) -> None:
+        """Send an interim ``1xx`` response (e.g. ``103 Early Hints``) before the real one."""
+        if not 100 <= status < 200:
+            raise ValueError(f"an interim response has a 1xx status, not {status}")
+        with self._lock:
+            self._check_open()
+            if self._headers_sent:
+                raise RuntimeError("response headers were already sent")
+            self._channel.sock.sendall(_head(status, [], headers))
+
+    def end(self, last: bytes | str = b"", *, keep_open: bool = False) -> None:
+        """Finish the body cleanly (chunk terminator when chunked) and close.
+
+        :param last: a final piece sent in the same write as the terminator,
+            as servers that write the last event and end the response at once
+            do (Node's ``res.end(data)``).
+        :param keep_open: keep the connection open after the body, as a
+            keep-alive server does, until the client closes it (or the server
+            stops): a client must see the end of a chunked body by itself.
+        """
+        payload = last.encode("utf-8") if isinstance(last, str) else bytes(last)
         with self._lock:
             if not self._headers_sent:
                 self.send_headers()
@@ -403,7 +427,13 @@ class StreamConnection:
             self._finished = True
             try:
                 if self._chunked:
-                    self._channel.sock.sendall(b"0\r\n\r\n")
+                    if payload:
+                        payload = b"%X\r\n%s\r\n" % (len(payload), payload)
+                    payload += b"0\r\n\r\n"
+                if payload:
+                    self._channel.sock.sendall(payload)
+                if keep_open:
+                    self._wait_for_peer_close()
             finally:
                 self._channel.close()
 

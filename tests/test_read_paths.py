@@ -240,3 +240,28 @@ def test_plain_socket_waits_with_the_kernel_timeout_and_tls_with_pythons(
         finally:
             stream.close()
             stream_transport.close()
+
+
+# -- the end of a chunked body --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport_name", ["urllib3", "requests"])
+def test_last_chunk_with_the_last_event_ends_the_stream_at_once(
+    server: SSEServer, read_path: str, transport_name: str
+) -> None:
+    # Node's res.end(data) sends the last event and the terminating chunk in
+    # one segment and keeps the connection open: the socket fast path read
+    # again after the terminator and waited for the read timeout.
+    def node_like(conn: StreamConnection) -> None:
+        conn.send_headers(headers={"Connection": "keep-alive"})
+        conn.event("first")
+        conn.end(last=b"data: last\n\n", keep_open=True)
+
+    path = f"/node-like-{read_path}-{transport_name}"
+    server.route(path, node_like)
+    options: dict[str, Any] = {}
+    if transport_name == "requests":
+        options["session"] = requests.Session()
+    source = EventSource(server.url_for(path), reconnect=False, timeout=(5, 3), **options)
+    with source:
+        assert [e.data for e in source] == ["first", "last"]  # no "read timed out"

@@ -1,0 +1,239 @@
+"""Every read path delivers the same events and the same error, at the same point.
+
+A body reaches the parser by one of several paths: the socket fast path
+(``_transport._SocketBody``, with ``ssesync._chunked`` for chunked framing),
+urllib3's public ``read1``, and the same two under the ``requests`` transport.
+A fast path is only as good as its agreement with the public one, so this
+module builds bodies the way servers send them — chunked or close-delimited,
+gzip or not, chunks cut anywhere into writes, the terminator with the last
+event or apart, the connection kept open after the end as keep-alive servers
+do, and errors mid-stream (a broken chunk size, a body cut off in the middle,
+an event over ``max_event_size``) — serves each over loopback, and reads it
+through every path. They must agree with each other, and with the events a
+spec reference finds in the payload that was sent before the error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pytest
+import requests
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import ssesync._transport as transport
+from ssesync import EventSource, SSEError
+from ssesync.testing import SSEServer
+from tests.spec_reference import reference_parse
+
+#: The event size limit of every read: the "oversized" ending exceeds it.
+MAX_EVENT_SIZE = 64
+#: Each write of a body is followed by this pause, so that most cuts are
+#: also read boundaries (the outcome must not depend on it either way).
+WRITE_PAUSE = 0.002
+PATHS = [
+    ("urllib3", "fast"),
+    ("urllib3", "public"),
+    ("requests", "fast"),
+    ("requests", "public"),
+]
+
+_paths = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[SSEServer]:
+    with SSEServer() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as sess:
+        yield sess
+
+
+# -- bodies -----------------------------------------------------------------------------
+
+BLOCKS = st.sampled_from(
+    [
+        b"data: plain\n\n",
+        b"data: two\ndata: lines\n\n",
+        b"event: update\nid: 7\ndata: {\"a\": 1}\n\n",
+        b"id: 8\r\ndata: crlf\r\n\r\n",
+        b": keep-alive\n\n",
+        b":\n",
+        b"retry: 1000\n\n",
+        "data: caf\u00e9 \U0001f600\n\n".encode(),
+        b"data: no space after the colon is data:x\n\n",
+        b"data:x\n\n",
+    ]
+)
+ENDINGS = ["end", "end-with-last", "keep-open", "broken-size", "cut-off", "oversized"]
+
+
+@dataclass
+class Body:
+    """One response body: its writes, and what a client must make of it."""
+
+    framing: str
+    gzip: bool
+    ending: str
+    writes: list[bytes]
+    #: The decoded payload the server sent before the error (all of it if none).
+    payload: bytes
+    #: A word the error's message contains, or None for a clean end.
+    error: Optional[str]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        headers = {"Connection": "keep-alive" if self.ending == "keep-open" else "close"}
+        if self.framing == "chunked":
+            headers["Transfer-Encoding"] = "chunked"
+        if self.gzip:
+            headers["Content-Encoding"] = "gzip"
+        return headers
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+@st.composite
+def bodies(draw: st.DrawFn) -> Body:
+    blocks = draw(st.lists(BLOCKS, max_size=6))
+    framing = draw(st.sampled_from(["chunked", "close"]))
+    gzip = draw(st.booleans())
+    ending = draw(st.sampled_from(ENDINGS))
+    if framing == "close" and ending in ("broken-size", "end-with-last", "keep-open"):
+        ending = "end"  # these are about chunked framing
+    if ending == "oversized":
+        blocks = [*blocks, b"data: " + b"x" * (MAX_EVENT_SIZE + 10) + b"\n\n", b"data: after\n\n"]
+    # The body as the server's writes of payload: per block, or cut anywhere.
+    payload = b"".join(blocks)
+    if draw(st.booleans()):
+        pieces = [block for block in blocks]
+    else:
+        cuts = sorted(draw(st.lists(st.integers(0, len(payload)), max_size=5)))
+        pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)])]
+    pieces = [piece for piece in pieces if piece]
+    if gzip:
+        compressor = zlib.compressobj(wbits=31)
+        pieces = [compressor.compress(p) + compressor.flush(zlib.Z_SYNC_FLUSH) for p in pieces]
+        pieces.append(compressor.flush())
+    wire = [_chunk(piece) for piece in pieces] if framing == "chunked" else list(pieces)
+    sent = b"".join(pieces)
+    error: Optional[str] = None
+    if ending == "oversized":
+        error = "max_event_size"
+    elif ending == "broken-size":
+        wire.append(b"zz\r\ndata: lost\n\n\r\n")
+        error = "invalid chunked body"
+    elif ending == "cut-off" and framing == "chunked":
+        # The server closes in the middle of a chunk: what came of it is
+        # delivered, then the break is reported.
+        extra = b"data: cut\n\ndata: off"
+        if gzip:
+            extra = zlib.compressobj(wbits=31).compress(extra) + b"\x00"
+        keep = draw(st.integers(0, len(extra)))
+        wire.append(b"%x\r\n" % (len(extra) + 5) + extra[:keep])
+        sent += extra[:keep]
+        error = "in the middle of the stream"
+    if framing == "chunked" and error is None:
+        if ending == "end-with-last" and wire:
+            wire[-1] += b"0\r\n\r\n"
+        else:
+            wire.append(b"0\r\n\r\n")
+    # Cut the bytes on the wire into writes anywhere too.
+    data = b"".join(wire)
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=4)))
+    writes = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+    decoded = zlib.decompressobj(wbits=31).decompress(sent) if gzip else sent
+    return Body(framing, gzip, ending, [w for w in writes if w], decoded, error)
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def read_through(
+    server: SSEServer, session: requests.Session, body: Body, via: str, path: str
+) -> tuple[list[tuple[Any, ...]], Optional[str]]:
+    """The events and the error message of one read of ``body``."""
+    route = f"/differential/{next(_paths)}"
+    then = "stall" if body.ending == "keep-open" else "end"
+    server.route(
+        route,
+        server.raw(body.writes, chunked=False, pause=WRITE_PAUSE, then=then, headers=body.headers),
+    )
+    options: dict[str, Any] = {"session": session} if via == "requests" else {}
+    source = EventSource(
+        server.url_for(route),
+        reconnect=False,
+        timeout=(5, 5),  # a path that waits for more after the end fails by timing out
+        max_event_size=MAX_EVENT_SIZE,
+        dedupe=False,  # the reference knows nothing of replays
+        **options,
+    )
+    previous = transport.FAST_READS
+    transport.FAST_READS = path == "fast"
+    events: list[tuple[Any, ...]] = []
+    error: Optional[str] = None
+    try:
+        with source:
+            for event in source:
+                events.append(tuple(tuple.__iter__(event))[:5])
+    except SSEError as exc:
+        error = str(exc).replace(server.url_for(route), "URL")
+    finally:
+        transport.FAST_READS = previous
+    return events, error
+
+
+def expected_events(body: Body) -> list[tuple[Any, ...]]:
+    """What the spec reference finds in the payload sent before the error."""
+    payload = body.payload
+    if body.ending == "oversized":
+        payload = payload[: payload.index(b"data: xxx")]
+    items, _ = reference_parse(payload)
+    return [item for item in items if len(item) == 5]  # events, not comments
+
+
+#: Node's res.end(data): the last event and the terminator in one write, kept open.
+NODE_END = Body(
+    "chunked", False, "keep-open", [_chunk(b"data: a\n\n") + b"0\r\n\r\n"], b"data: a\n\n", None
+)
+#: Intact chunks and a broken size line in one write.
+BROKEN_AFTER_INTACT = Body(
+    "chunked", False, "broken-size", [_chunk(b"data: ok\n\n") + b"zz\r\nx\r\n"],
+    b"data: ok\n\n", "invalid chunked body",
+)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(body=bodies())
+@example(body=NODE_END)
+@example(body=BROKEN_AFTER_INTACT)
+def test_every_read_path_gives_the_same_events_and_error(
+    server: SSEServer, session: requests.Session, body: Body
+) -> None:
+    outcomes = {
+        (via, path): read_through(server, session, body, via, path) for via, path in PATHS
+    }
+    (first_events, first_error), *_ = outcomes.values()
+    for key, outcome in outcomes.items():
+        assert outcome == (first_events, first_error), (key, outcomes)
+    assert first_events == expected_events(body)
+    if body.error is None:
+        assert first_error is None
+    else:
+        assert first_error is not None
+        assert body.error in first_error
