@@ -518,6 +518,9 @@ RUNNERS = {"throughput": throughput, "latency": latency, "concurrent": concurren
 
 def main(argv: Optional[list[str]] = None) -> int:
     spec = json.loads((argv if argv is not None else sys.argv[1:])[0])
+    if spec.get("ssesync_path"):  # a --baseline run: another checkout's ssesync
+        sys.path.insert(0, spec["ssesync_path"])
+        spec["client"] = spec["client"].split("@", 1)[0]
     try:
         for module in IMPORTS[spec["client"]]:
             importlib.import_module(module)

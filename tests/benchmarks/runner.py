@@ -13,6 +13,7 @@ failure, never a speed.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib.util
 import json
 import os
@@ -547,6 +548,12 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         help="pstats sort key for --profile (default tottime)",
     )
     parser.add_argument("--profile-top", type=int, default=25, metavar="N")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run ssesync's clients from git revision REV (checked out in a temporary "
+        "worktree), each beside its current version, to compare two versions in one run",
+    )
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 3)
     return args
@@ -576,6 +583,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     clients = [name for name in clients if found[name]]
     if not clients:
         raise SystemExit("no client to run (missing: " + ", ".join(missing) + ")")
+    if args.baseline and not args.profile:
+        clients = _with_baseline(clients, args.baseline)
 
     machine = describe_machine()
     print_machine(machine)
@@ -626,6 +635,32 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
+#: Where the ``--baseline`` revision is checked out, by revision.
+BASELINES: dict[str, Path] = {}
+
+
+def _with_baseline(clients: list[str], revision: str) -> list[str]:
+    """Check ``revision`` out in a temporary worktree; add its ssesync clients."""
+    where = Path(tempfile.mkdtemp(prefix="ssesync-baseline-")) / "tree"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(where), revision],
+        cwd=ROOT, check=True, capture_output=True,
+    )
+    atexit.register(
+        subprocess.run,
+        ["git", "worktree", "remove", "--force", str(where)],
+        cwd=ROOT, capture_output=True,
+    )
+    BASELINES[revision] = where
+    print(f"baseline ssesync {revision} checked out at {where}")
+    out: list[str] = []
+    for client in clients:
+        out.append(client)
+        if client.startswith("ssesync"):
+            out.append(f"{client}@{revision}")
+    return out
+
+
 def _spec(
     workload: Workload, body: str, client: str, quick: bool, server: ServerProcess
 ) -> tuple[dict[str, Any], float, dict[str, Any]]:
@@ -641,6 +676,8 @@ def _spec(
         "flush_every": workload.flush_every,
         "fields": workload.fields,
     }
+    if "@" in client:
+        spec["ssesync_path"] = str(BASELINES[client.split("@", 1)[1]])
     expected = server.expected.get(workload.name, {"count": count, "stream_bytes": 0})
     expected = {**expected, "sources": sources}
     return spec, timeout, expected
