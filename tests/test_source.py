@@ -536,3 +536,30 @@ def test_logs_never_contain_header_values_or_query(
     assert "connected to" in caplog.text
     assert "header-secret" not in text
     assert "query-secret" not in text
+
+
+def test_a_lone_keep_alive_comment_reaches_on_comment_at_once(sse_server: SSEServer) -> None:
+    # ":" and a line end, no blank line: the comment used to wait for the
+    # block's blank line, which here comes only after the client saw it.
+    seen = threading.Event()
+
+    def handler(conn: StreamConnection) -> None:
+        conn.send_headers()
+        conn.send(b":\n")
+        seen.wait(10)
+        conn.send(b"data: after the ping\n\n")
+        conn.end()
+
+    sse_server.route("/s", handler)
+    order: list[str] = []
+
+    def on_comment(source: EventSource, text: str) -> None:
+        order.append(f"comment {text!r}")
+        seen.set()
+
+    with fast(sse_server.url_for("/s"), reconnect=False) as source:
+        source.on_comment(on_comment)
+        for event in source:
+            order.append(f"event {event.data}")
+            order.append(f"ping seen first: {seen.is_set()}")
+    assert order == ["comment ''", "event after the ping", "ping seen first: True"]
