@@ -542,11 +542,12 @@ def test_a_lone_keep_alive_comment_reaches_on_comment_at_once(sse_server: SSESer
     # ":" and a line end, no blank line: the comment used to wait for the
     # block's blank line, which here comes only after the client saw it.
     seen = threading.Event()
+    seen_before_the_event: list[bool] = []
 
     def handler(conn: StreamConnection) -> None:
         conn.send_headers()
         conn.send(b":\n")
-        seen.wait(10)
+        seen_before_the_event.append(seen.wait(5))
         conn.send(b"data: after the ping\n\n")
         conn.end()
 
@@ -562,4 +563,5 @@ def test_a_lone_keep_alive_comment_reaches_on_comment_at_once(sse_server: SSESer
         for event in source:
             order.append(f"event {event.data}")
             order.append(f"ping seen first: {seen.is_set()}")
+    assert seen_before_the_event == [True]
     assert order == ["comment ''", "event after the ping", "ping seen first: True"]
