@@ -19,8 +19,8 @@ import requests
 from ssesync import Event
 from tests.helpers import WAIT, fast
 
-from .conftest import Stack
 from .scenarios import PLAIN, PROMPT, Watchdog, expected, seen
+from .stacks import Stack
 
 
 @pytest.fixture(params=["urllib3", "requests"])

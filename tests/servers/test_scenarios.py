@@ -13,8 +13,8 @@ import threading
 from ssesync import Event, SSEConnectionError
 from tests.helpers import WAIT, fast, take
 
-from .conftest import Stack
 from .scenarios import GAP, PLAIN, PROMPT, SCENARIO, Watchdog, expected, seen
+from .stacks import Stack
 
 
 def test_plain_events_arrive_complete_and_in_order(stack: Stack) -> None:
@@ -45,13 +45,13 @@ def test_reconnect_resumes_after_the_last_event_id(stack: Stack, key: str) -> No
     source.on_error(lambda src, exc: errors.append(exc))
     source.start()
     try:
-        finished = source.join(timeout=WAIT)
+        finished = source.join(timeout=PROMPT)
     finally:
         source.close()
     with lock:
         received = [seen(event) for event in got]
     requests = stack.log(key)
-    assert finished, f"not finished after {WAIT} s; received {received}; requests {requests}"
+    assert finished, f"not finished after {PROMPT} s; received {received}; requests {requests}"
     assert received == [expected(event) for event in SCENARIO["resume"]["events"]]
     assert [r["last_event_id"] for r in requests] == [None, "3", "6", "9"]
     assert all(isinstance(error, SSEConnectionError) for error in errors), errors

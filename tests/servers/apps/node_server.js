@@ -1,8 +1,9 @@
 // The scenario's routes on Node's own `http` module, as SSE tutorials write them.
 //
 // `node node_server.js` listens on a free port of 127.0.0.1, prints
-// `PORT <n>` once it listens, and serves until it is terminated. The routes
-// and their rules are those of common.py (read from scenario.json).
+// `PORT <n>` once it listens, and serves until it is terminated or its
+// standard input closes. The routes and their rules are those of common.py
+// (read from scenario.json).
 //
 // Two habits of Node servers matter to a client:
 // - The response sets `Connection: keep-alive` itself, as tutorials do, and
@@ -156,7 +157,11 @@ server.keepAliveTimeout = 60000;
 server.listen(0, "127.0.0.1", () => {
   console.log(`PORT ${server.address().port}`);
 });
-process.on("SIGTERM", () => {
+function stop() {
   server.closeAllConnections();
   server.close(() => process.exit(0));
-});
+}
+process.on("SIGTERM", stop);
+// The test process holds our stdin: when it goes away, so do we.
+process.stdin.on("end", stop);
+process.stdin.resume();

@@ -2,7 +2,7 @@
 
 ``python -m tests.servers.apps.starlette_app`` (from the repository root)
 binds a free port on ``127.0.0.1``, prints ``PORT <n>`` once it listens and
-serves until it is terminated. Events go out as sse-starlette's own
+serves until it is terminated or its standard input closes. Events go out as sse-starlette's own
 ``ServerSentEvent`` objects (``\\r\\n`` line ends, its default); the pings of
 ``/gap`` are raw bytes, since a lone comment line is exactly what the route
 must send. A generator that raises makes uvicorn close the connection
@@ -12,8 +12,11 @@ without the body's last chunk: the ``drop`` of a sequence.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import sys
+import threading
 from collections.abc import AsyncIterator
 from typing import Any, Optional, Union
 
@@ -135,7 +138,14 @@ app = Starlette(
 )
 
 
+def _exit_when_stdin_closes() -> None:
+    """The test process holds our stdin: when it goes away, so do we (uvicorn's SIGTERM)."""
+    sys.stdin.buffer.read()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main() -> None:
+    threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
