@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Callable, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import urlencode
 
 import pytest
@@ -93,16 +93,24 @@ def wait_ready(stack: Stack, alive: Callable[[], None] = lambda: None) -> None:
 
 @contextmanager
 def subprocess_stack(name: str, command: list[str]) -> Iterator[Stack]:
-    """Run ``command`` (which prints ``PORT <n>``), yield its stack, then stop it."""
-    with tempfile.TemporaryFile("w+b") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            stdin=subprocess.PIPE,  # the stack exits when it closes: no orphan if we die
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    """Run ``command`` (which prints ``PORT <n>``), yield its stack, then stop it.
+
+    The child writes its output to a file that this process only ever reads
+    through fresh opens of the path: a descriptor shared with the child would
+    share its file offset too, and a seek here would move where the child
+    writes (it once overwrote the ``P`` of ``PORT``).
+    """
+    with tempfile.TemporaryDirectory(prefix=f"ssesync-{name}-") as folder:
+        output = Path(folder) / "output.log"
+        with output.open("ab") as sink:
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                stdin=subprocess.PIPE,  # the stack exits when it closes: no orphan if we die
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         try:
 
             def alive() -> None:
@@ -127,26 +135,20 @@ def subprocess_stack(name: str, command: list[str]) -> Iterator[Stack]:
                 process.wait()
 
 
-def _text(output: IO[bytes]) -> str:
-    output.seek(0)
-    return output.read().decode("utf-8", "replace")[-4000:]
+def _text(output: Path) -> str:
+    return output.read_bytes().decode("utf-8", "replace")[-4000:]
 
 
-def _read_port(name: str, output: IO[bytes], alive: Callable[[], None]) -> int:
+def _read_port(name: str, output: Path, alive: Callable[[], None]) -> int:
     deadline = time.monotonic() + START_WITHIN
     while True:
-        found = re.search(rb"^PORT (\d+)$", _bytes(output), re.MULTILINE)
+        found = re.search(rb"^PORT (\d+)$", output.read_bytes(), re.MULTILINE)
         if found:
             return int(found.group(1))
         alive()
         if time.monotonic() > deadline:
             pytest.fail(f"{name} printed no port within {START_WITHIN} s:\n{_text(output)}")
         time.sleep(0.02)
-
-
-def _bytes(output: IO[bytes]) -> bytes:
-    output.seek(0)
-    return output.read()
 
 
 @contextmanager
