@@ -1,0 +1,602 @@
+"""The lifecycle a user trusts (API.md section 2): close, break, fork, handlers, options.
+
+Each test pins one rule of the contract over loopback: what ``close()`` does
+from a handler and from another thread (and that it can no longer hang its
+caller), that leaving a ``for`` loop closes the connection without a garbage
+collector pass, that a forked child leaves the parent's connection alone,
+that handlers are called in registration order and never lost to a race,
+that one source's close never touches another's connection, that no failure
+of a started source is silent, and that every option is checked up front.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import random
+import socket
+import sys
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import blinker
+import pytest
+
+from ssesync import Event, EventSource, ReadyState, SSEClient, SSEConnectionError
+from ssesync.testing import SSEServer, StreamConnection
+from tests.helpers import WAIT, Collector, fast, open_fds, reader_threads, settle
+
+
+def events_then_stall(*data: str) -> Callable[[StreamConnection], None]:
+    def handler(conn: StreamConnection) -> None:
+        conn.send_headers()
+        for item in data:
+            conn.event(item)
+        conn.stall()
+
+    return handler
+
+
+# -- close() ----------------------------------------------------------------------------------
+
+
+def test_close_from_a_handler_reads_closed_at_once(sse_server: SSEServer) -> None:
+    # web-platform-tests' eventsource-close: CLOSED as soon as close() returns.
+    sse_server.route("/s", events_then_stall("a", "b"))
+    states = Collector()
+    source = fast(sse_server.url_for("/s"))
+
+    def handler(event: Event) -> None:
+        source.close()
+        states(source.ready_state)
+
+    source.on("message", handler)
+    source.start()
+    assert states.wait_for(1) == [ReadyState.CLOSED]
+    assert source.join(WAIT)
+    assert states.items == [ReadyState.CLOSED]  # "b" was not dispatched
+
+
+def test_close_with_a_timeout_returns_false_and_names_the_running_handler(
+    sse_server: SSEServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A handler that needs a lock the closing thread holds used to hang
+    # close() forever, and nothing said why.
+    sse_server.route("/s", events_then_stall("go"))
+    lock = threading.Lock()
+    entered = threading.Event()
+
+    def needs_the_lock(event: Event) -> None:
+        entered.set()
+        with lock:
+            pass
+
+    source = fast(sse_server.url_for("/s"))
+    source.on("message", needs_the_lock)
+    with lock:
+        source.start()
+        assert entered.wait(WAIT)
+        started = time.monotonic()
+        assert source.close(timeout=0.2) is False
+        assert time.monotonic() - started < WAIT
+        assert source.ready_state is ReadyState.CLOSED
+    warnings_ = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("'message'" in r.getMessage() for r in warnings_), warnings_
+    assert source.join(WAIT)  # the lock is free now: the handler returned
+    assert source.close(timeout=WAIT) is True
+
+
+def test_close_from_another_thread_returns_true_once_no_handler_runs(
+    sse_server: SSEServer,
+) -> None:
+    sse_server.route("/s", events_then_stall("a"))
+    entered, release = threading.Event(), threading.Event()
+    finished = Collector()
+
+    def slow(event: Event) -> None:
+        entered.set()
+        release.wait(WAIT)
+        finished(event.data)
+
+    source = fast(sse_server.url_for("/s"))
+    source.on("message", slow)
+    source.start()
+    assert entered.wait(WAIT)
+    threading.Timer(0.05, release.set).start()
+    assert source.close() is True
+    assert finished.items == ["a"]  # close() waited for it
+
+
+# -- no reference cycle ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_gc() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _closed_by_client(sse_server: SSEServer, path: str) -> threading.Event:
+    """Route ``path`` to a stream that sets the returned event once the client has left."""
+    left = threading.Event()
+
+    def handler(conn: StreamConnection) -> None:
+        conn.send_headers()
+        conn.event("first")
+        conn.event("second")
+        conn.stall()  # returns when the client closes the connection
+        left.set()
+
+    sse_server.route(path, handler)
+    return left
+
+
+@pytest.mark.usefixtures("no_gc")
+def test_breaking_out_of_a_for_loop_closes_the_connection_without_gc(
+    sse_server: SSEServer,
+) -> None:
+    left = _closed_by_client(sse_server, "/s")
+    for event in EventSource(sse_server.url_for("/s")):
+        assert event.data == "first"
+        break
+    assert left.wait(WAIT)
+
+
+@pytest.mark.usefixtures("no_gc")
+def test_the_last_reference_going_away_frees_the_source_without_gc(
+    sse_server: SSEServer,
+) -> None:
+    left = _closed_by_client(sse_server, "/s")
+    source = EventSource(sse_server.url_for("/s"))
+    assert next(source).data == "first"
+    assert next(source).data == "second"
+    ref = weakref.ref(source)
+    del source
+    assert ref() is None
+    assert left.wait(WAIT)
+
+
+# -- fork ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
+def test_close_in_a_forked_child_leaves_the_parents_stream_alone(sse_server: SSEServer) -> None:
+    # gunicorn and multiprocessing fork after sources started; the child's
+    # close() used to shut down the socket both processes share.
+    gate = threading.Event()
+
+    def handler(conn: StreamConnection) -> None:
+        conn.send_headers()
+        conn.event("before the fork")
+        gate.wait(WAIT)
+        conn.event("after the child closed")
+        conn.stall()
+
+    sse_server.route("/s", handler)
+    got = Collector()
+    source = fast(sse_server.url_for("/s"))
+    source.on("message", got)
+    with source:
+        source.start()
+        got.wait_for(1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            pid = os.fork()
+        if pid == 0:  # the child: close its copy, and leave without cleanup
+            try:
+                source.close()
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        gate.set()
+        assert [e.data for e in got.wait_for(2)] == ["before the fork", "after the child closed"]
+        assert sse_server.connection_count == 1  # the same connection: no reconnect was needed
+
+
+# -- handlers ------------------------------------------------------------------------------------
+
+
+def test_handlers_of_a_type_run_in_registration_order(sse_server: SSEServer) -> None:
+    sse_server.route("/s", events_then_stall("x"))
+    calls = Collector()
+    source = fast(sse_server.url_for("/s"))
+    for number in range(40):
+        source.on("message", lambda event, n=number: calls(n))
+    with source:
+        source.start()
+        assert calls.wait_for(40) == list(range(40))
+
+
+def test_on_during_the_handler_lookup_is_not_lost(
+    sse_server: SSEServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The handler cache was filled from blinker and stored afterwards: an
+    # on() from another thread in between was lost while events flowed.
+    # Force that interleaving: hold the reader inside blinker's lookup (if
+    # the source still looks handlers up there) while another thread calls on().
+    inside, resume = threading.Event(), threading.Event()
+    lookup = blinker.Signal.receivers_for
+
+    def held(self: blinker.Signal, sender: Any) -> Any:
+        receivers = list(lookup(self, sender))
+        if not inside.is_set():
+            inside.set()
+            resume.wait(WAIT)
+        return iter(receivers)
+
+    monkeypatch.setattr(blinker.Signal, "receivers_for", held)
+    gate = threading.Event()
+
+    def handler(conn: StreamConnection) -> None:
+        conn.send_headers()
+        conn.event("first")
+        gate.wait(WAIT)
+        for n in range(5):
+            conn.event(f"later {n}")
+        conn.stall()
+
+    sse_server.route("/s", handler)
+    first, second = Collector(), Collector()
+    source = fast(sse_server.url_for("/s"))
+    source.on("message", first)
+    with source:
+        source.start()
+        inside.wait(2)  # the old code stops here; a lookup-free one never does
+        source.on("message", second)
+        resume.set()
+        first.wait_for(1)
+        gate.set()
+        assert [e.data for e in first.wait_for(6)][1:] == [f"later {n}" for n in range(5)]
+        assert [e.data for e in second.wait_for(5)] == [f"later {n}" for n in range(5)]
+
+
+@pytest.mark.slow
+def test_handlers_changing_from_eight_threads_while_fifty_thousand_events_flow(
+    sse_server: SSEServer,
+) -> None:
+    # Every handler gets every event parsed while it is registered, in order:
+    # what a dynamic handler receives is a contiguous run of the stream.
+    total = 50_000
+    sse_server.route(
+        "/s",
+        sse_server.events([{"id": str(i), "data": str(i)} for i in range(total)],
+                          resume=True, then="stall"),  # fmt: skip
+    )
+    fds_before = open_fds()
+    steady = Collector()
+    source = EventSource(sse_server.url_for("/s"), retry_delay=0, timeout=(5, 10))
+    source.on("message", steady)
+    received: list[list[int]] = []
+    received_lock = threading.Lock()
+    stop = threading.Event()
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # many thread switches: interleave on()/off() with dispatch
+
+    def churn(seed: int) -> None:
+        rng = random.Random(seed)
+        while not stop.is_set():
+            got: list[int] = []
+            handler = got.append  # a bound method: every registration is a new handler
+
+            def record(event: Event, append: Callable[[int], None] = handler) -> None:
+                append(int(event.data))
+
+            source.on("message", record)
+            time.sleep(rng.random() / 1000)
+            source.off("message", record)
+            with received_lock:
+                received.append(got)
+            if rng.random() < 0.02:
+                source.reconnect()
+
+    try:
+        with source:
+            source.start()
+            workers = [threading.Thread(target=churn, args=(seed,)) for seed in range(8)]
+            for worker in workers:
+                worker.start()
+            steady.wait_for(total, timeout=60)
+            closer = threading.Thread(target=source.close)
+            closer.start()
+            closer.join(WAIT)
+            assert not closer.is_alive()
+            stop.set()
+            for worker in workers:
+                worker.join(WAIT)
+                assert not worker.is_alive()
+    finally:
+        sys.setswitchinterval(previous)
+        stop.set()
+    assert [int(e.data) for e in steady.items] == list(range(total))
+    for got in received:
+        if got:
+            assert got == list(range(got[0], got[0] + len(got))), got[:20]
+    assert sum(1 for got in received if got) > 10  # the churn really overlapped the flow
+    assert settle(lambda: not reader_threads())
+    assert settle(lambda: open_fds() <= fds_before)
+
+
+# -- other sources' connections ----------------------------------------------------------------
+
+
+@pytest.fixture
+def reused_connection_server() -> Iterator[tuple[str, threading.Event]]:
+    """Answers a connection's first request with a finished body, its second with a stream.
+
+    The stream sends one event, then a second once the returned event is set.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    gate = threading.Event()
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def serve(conn: socket.socket) -> None:
+        buffer = b""
+        requests = 0
+        with conn:
+            while not stop.is_set():
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                _, _, buffer = buffer.partition(b"\r\n\r\n")
+                requests += 1
+                if requests == 1:
+                    body = b"data: finished\n\n"
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                        + b"Content-Length: %d\r\n\r\n" % len(body) + body
+                    )
+                    continue
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n" + b"d\r\ndata: first\n\n\r\n"
+                )
+                gate.wait(WAIT)
+                conn.sendall(b"e\r\ndata: second\n\n\r\n")
+                while not stop.is_set() and conn.recv(65536):
+                    pass
+                return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=serve, args=(conn,), daemon=True)
+            threads.append(thread)
+            thread.start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/s", gate
+    stop.set()
+    gate.set()
+    listener.shutdown(socket.SHUT_RDWR)
+    listener.close()
+    acceptor.join(5)
+
+
+@pytest.mark.parametrize("how", ["close", "reconnect"])
+def test_closing_one_source_never_touches_a_connection_another_reuses(
+    reused_connection_server: tuple[str, threading.Event], how: str
+) -> None:
+    # keep_connection=True on a shared pool: A's finished connection goes
+    # back to the pool and B reuses it; A's close() used to shut it down.
+    url, gate = reused_connection_server
+    with SSEClient(keep_connection=True, retry_delay=0, timeout=(5, 10)) as client:
+        a = client.connect(url, reconnect=False)
+        assert [e.data for e in a] == ["finished"]
+        b = client.connect(url, reconnect=False)
+        assert next(b).data == "first"
+        if how == "close":
+            a.close()
+        else:
+            a.reconnect()
+        gate.set()
+        assert next(b).data == "second"  # not "invalid chunked body"
+        b.close()
+
+
+# -- no silent failures ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def excepthook(monkeypatch: pytest.MonkeyPatch) -> Collector:
+    """What reaches threading.excepthook, as (exc_type, exc_value, thread name)."""
+    seen = Collector()
+    monkeypatch.setattr(
+        threading,
+        "excepthook",
+        lambda args: seen((args.exc_type, args.exc_value, getattr(args.thread, "name", None))),
+    )
+    return seen
+
+
+def test_a_raising_handler_without_on_error_is_reported_like_an_uncaught_exception(
+    sse_server: SSEServer, excepthook: Collector
+) -> None:
+    sse_server.route("/s", events_then_stall("a", "b"))
+    got = Collector()
+    source = fast(sse_server.url_for("/s"))
+
+    @source.on("message")
+    def broken(event: Event) -> None:
+        got(event.data)
+        1 / 0  # noqa: B018
+
+    with source:
+        source.start()
+        assert got.wait_for(2) == ["a", "b"]  # the stream went on
+        reports = excepthook.wait_for(2)
+    assert [r[0] for r in reports] == [ZeroDivisionError, ZeroDivisionError]
+
+
+def test_a_fatal_error_of_a_started_source_without_on_error_is_reported(
+    sse_server: SSEServer, excepthook: Collector
+) -> None:
+    sse_server.route("/s", sse_server.status(404))
+    source = fast(sse_server.url_for("/s"))
+    source.on("message", lambda event: None)
+    source.start()
+    assert source.join(WAIT)
+    ((kind, exc, _),) = excepthook.wait_for(1)
+    assert kind is SSEConnectionError
+    assert exc.status == 404
+
+
+def test_an_on_error_hook_sees_errors_instead_of_the_excepthook(
+    sse_server: SSEServer, excepthook: Collector
+) -> None:
+    sse_server.route("/s", sse_server.status(404))
+    errors = Collector()
+    source = fast(sse_server.url_for("/s"))
+    source.on_error(errors)
+    source.start()
+    assert source.join(WAIT)
+    assert errors.wait_for(1)[0][1].status == 404
+    assert excepthook.items == []
+
+
+@pytest.mark.parametrize(
+    ("register", "expected"),
+    [
+        (lambda s: s.on_error(lambda exc: None), r"hook\(source, exc\)"),
+        (lambda s: s.on_open(lambda: None), r"hook\(source\)"),
+        (lambda s: s.on_comment(lambda text: None), r"hook\(source, text\)"),
+        (lambda s: s.on_close(lambda a, b: None), r"hook\(source\)"),
+        (lambda s: s.on("message", lambda: None), r"handler\(event\)"),
+    ],
+    ids=["on_error", "on_open", "on_comment", "on_close", "on"],
+)
+def test_a_hook_with_the_wrong_signature_is_refused_with_the_expected_one(
+    register: Callable[[EventSource], Any], expected: str
+) -> None:
+    # The one-argument on_error(lambda exc: ...) other libraries use used to
+    # raise TypeError inside the hook, where nobody saw it.
+    source = EventSource("http://127.0.0.1:9/")
+    with pytest.raises(TypeError, match=expected):
+        register(source)
+
+
+def test_hooks_with_defaults_and_varargs_are_accepted() -> None:
+    source = EventSource("http://127.0.0.1:9/")
+    source.on_error(lambda *args: None)
+    source.on_error(lambda src, exc, extra=None: None)
+    source.on("message", print)  # a builtin: no signature to check
+    source.on_open(Collector())
+
+
+# -- options ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "names"),
+    [
+        ({"timeout": -1}, ValueError, "timeout"),
+        ({"timeout": (1, 2, 3)}, ValueError, "timeout"),
+        ({"timeout": "soon"}, TypeError, "timeout"),
+        ({"timeout": (1, -2)}, ValueError, "timeout"),
+        ({"retry_delay": -1}, ValueError, "retry_delay"),
+        ({"retry_delay": "3s"}, TypeError, "retry_delay"),
+        ({"max_retry_delay": float("nan")}, ValueError, "max_retry_delay"),
+        ({"max_retries": -1}, ValueError, "max_retries"),
+        ({"max_retries": 1.5}, TypeError, "max_retries"),
+        ({"max_event_size": 0}, ValueError, "max_event_size"),
+        ({"max_event_size": "big"}, TypeError, "max_event_size"),
+        ({"method": "GE T"}, ValueError, "method"),
+        ({"method": 5}, TypeError, "method"),
+        ({"headers": 5}, TypeError, "headers"),
+        ({"params": 5}, TypeError, "params"),
+        ({"data": 5}, TypeError, "data"),
+        ({"data": b"x", "json": {}}, ValueError, "json"),
+        ({"last_event_id": 7}, TypeError, "last_event_id"),
+        ({"last_event_id": "a\nb"}, ValueError, "last_event_id"),
+        ({"reconnect": "yes"}, TypeError, "reconnect"),
+        ({"dedupe": 1}, TypeError, "dedupe"),
+        ({"strict": None}, TypeError, "strict"),
+        ({"keep_connection": "no"}, TypeError, "keep_connection"),
+        ({"verify": 1}, TypeError, "verify"),
+        ({"cert": 5}, TypeError, "cert"),
+        ({"proxy": "ftp://proxy"}, ValueError, "proxy"),
+        ({"pool_manager": object()}, TypeError, "pool_manager"),
+        ({"dispatcher": 5}, TypeError, "dispatcher"),
+    ],
+)
+def test_every_option_is_checked_in_the_constructor(
+    options: dict[str, Any], error: type[Exception], names: str
+) -> None:
+    with pytest.raises(error, match=names):
+        EventSource("http://127.0.0.1:9/", **options)
+
+
+def test_an_unknown_option_is_refused_by_sseclient_at_once() -> None:
+    # It used to be accepted and to fail only at connect().
+    with pytest.raises(TypeError, match="retries"):
+        SSEClient(retries=3)
+    with pytest.raises(TypeError, match="retries"):
+        EventSource("http://127.0.0.1:9/", retries=3)  # type: ignore[call-arg]
+    with SSEClient() as client, pytest.raises(ValueError, match="timeout"):
+        client.connect("http://127.0.0.1:9/", timeout=-1)
+
+
+# -- response and callable headers ----------------------------------------------------------------
+
+
+def test_response_shows_the_status_headers_and_final_url(sse_server: SSEServer) -> None:
+    sse_server.route("/old", sse_server.redirect("/new"))
+    sse_server.route(
+        "/new", sse_server.events([{"data": "x"}], headers={"X-RateLimit-Remaining": "41"})
+    )
+    seen = Collector()
+    source = fast(sse_server.url_for("/old"), reconnect=False)
+    assert source.response is None
+    source.on_open(lambda src: seen(src.response))
+    with source:
+        assert [e.data for e in source] == ["x"]
+    (response,) = seen.items
+    assert response.status == 200
+    assert response.headers["X-RateLimit-Remaining"] == "41"
+    assert response.url == sse_server.url_for("/new")
+    assert source.response is response  # the last connection's, after the end
+
+
+def test_sseclient_connection_exposes_the_first_response(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "x"}], headers={"X-Request-Id": "r-1"}))
+    with SSEClient() as client, client.connect(sse_server.url_for("/s"), reconnect=False) as conn:
+        assert conn.response is not None
+        assert conn.response.headers["X-Request-Id"] == "r-1"
+
+
+def test_callable_headers_are_called_before_every_connection(sse_server: SSEServer) -> None:
+    sse_server.route(
+        "/s",
+        sse_server.events([{"id": "1", "data": "a"}]),
+        sse_server.events([{"id": "2", "data": "b"}]),
+        sse_server.status(204),
+    )
+    tokens = iter(["t1", "t2", "t3"])
+    source = fast(sse_server.url_for("/s"), headers=lambda: {"Authorization": f"Bearer {next(tokens)}"})
+    with source:
+        assert [e.data for e in source] == ["a", "b"]
+    sent = [r.headers["Authorization"] for r in sse_server.requests_for("/s")]
+    assert sent == ["Bearer t1", "Bearer t2", "Bearer t3"]
+
+
+def test_callable_headers_returning_a_bad_value_is_a_clear_error(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "a"}]))
+    source = fast(sse_server.url_for("/s"), headers=lambda: {"X-Bad": "a\r\nb"})
+    with source, pytest.raises(SSEConnectionError, match="X-Bad"):
+        list(source)
