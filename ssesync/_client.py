@@ -9,14 +9,13 @@ iterate it, or give it handlers and start it.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import weakref
-from typing import Any, Optional
-
-import urllib3
+from typing import Any
 
 from ._source import EventSource
-from ._transport import Transport, Urllib3Transport, build_pool_manager
+from ._transport import Transport, Urllib3Transport, open_transport
 
 __all__ = ["SSEClient", "SSEConnection"]
 
@@ -24,6 +23,11 @@ __all__ = ["SSEClient", "SSEConnection"]
 _TRANSPORT_OPTIONS = frozenset(
     {"pool_manager", "session", "verify", "cert", "proxy", "ca_certs", "ssl_context"}
 )
+#: Every option connect() takes: those of EventSource.
+_OPTIONS = frozenset(
+    name for name in inspect.signature(EventSource.__init__).parameters
+    if name not in ("self", "url") and not name.startswith("_")
+)  # fmt: skip
 #: Connections one client keeps open to the same host before opening extra ones.
 POOL_SIZE = 10
 
@@ -45,26 +49,20 @@ class SSEClient:
     """
 
     def __init__(self, **defaults: Any) -> None:
+        unknown = sorted(set(defaults) - _OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown SSEClient option(s): {', '.join(unknown)}")
         transport_options = {k: defaults.pop(k) for k in list(defaults) if k in _TRANSPORT_OPTIONS}
         self._defaults = defaults
         self._lock = threading.Lock()
         self._connections: weakref.WeakSet[SSEConnection] = weakref.WeakSet()
         self._closed = False
-        self._transport: Transport
-        session = transport_options.pop("session", None)
-        pool_manager: Optional[urllib3.PoolManager] = transport_options.pop("pool_manager", None)
-        if session is not None:
-            from ._requests import RequestsTransport
-
-            self._transport = RequestsTransport(session, **transport_options)
-        elif pool_manager is not None:
-            self._transport = Urllib3Transport(pool_manager)
-        else:
-            self._transport = Urllib3Transport(
-                build_pool_manager(maxsize=POOL_SIZE, **transport_options)
-            )
-        # The pool belongs to this client even when the transport was given it.
-        self._owns_pool = pool_manager is None and session is None
+        self._transport: Transport = open_transport(**transport_options, maxsize=POOL_SIZE)
+        # The pool belongs to this client, unless the caller gave one.
+        self._owns_pool = not {"pool_manager", "session"} & set(transport_options)
+        # Check every default now, not at the first connect(): a source
+        # built with them (and the client's transport) checks them all.
+        EventSource("http://localhost/", **defaults, _transport=self._transport)
 
     def connect(self, url: str, **options: Any) -> SSEConnection:
         """Open a stream and return it once its response has been checked.

@@ -50,6 +50,7 @@ class _RequestsStream(ResponseStream):
         self._outer = response
         self.status = response.status_code
         self.headers = response.headers
+        self.url = response.url or url
 
     def close(self, reuse: bool = False) -> None:
         super().close(reuse)

@@ -1,156 +1,93 @@
-"""EventSource: the one read loop, driven by iteration or by a thread.
+"""EventSource: the facade. Options in, state out, start/close, iteration.
 
-There is exactly one loop, :meth:`EventSource._run`, a generator that
-connects, reads, parses, deduplicates, reconnects with backoff and yields
-events. ``for event in source`` iterates that generator in the caller's
-thread; :meth:`EventSource.start` iterates it in a daemon thread and hands
-each event to the handlers of its type. Lifecycle hooks (open, error,
-comment, close) are called by the loop itself, so they run in whichever
-thread drives it.
+Everything a source does happens in the parts behind it, in pipeline order:
+``_request`` checks the options and builds each request, ``_transport``
+sends it and hands back a byte stream, ``_parser`` turns bytes into events,
+``_dedupe`` drops replays, ``_loop`` decides what comes next (read, wait,
+reconnect, stop), ``_drive`` does the blocking I/O for it, and ``_sinks``
+takes the events to the caller: yielded to a ``for`` loop, or dispatched to
+the handlers of ``_handlers`` on a background thread (or via
+``dispatcher=``).
 
-Closing. :meth:`EventSource.close` may run in any thread, including a handler
-running inside the loop. It only sets a flag, wakes a backoff sleep and aborts
-the current attempt (which shuts its socket down, see ``_transport``); the
-loop notices, leaves, and its ``finally`` clause releases the connection and
-runs the close hooks, in the loop's own thread. When ``close()`` is called
-from another thread while a background thread runs the loop, it then joins
-that thread, which is what guarantees that no handler runs after it returns.
-No lock is held while user code runs, so a handler may call ``close()`` or
-``reconnect()`` freely.
+Threads and closing. ``close()`` may run in any thread, a handler's
+included. It only sets flags, wakes a wait and aborts the attempt in
+progress (its sockets are shut down, so a blocked read returns); the driver
+notices, stops, and releases the connection in its own thread, so a
+descriptor is never closed under a thread still using it. Called from
+another thread while the background thread runs, it then joins that
+thread, which is what guarantees that no handler runs after it returns
+``True``; a ``timeout`` bounds that wait, so a handler that needs a lock the
+closing thread holds can no longer hang it forever. No lock is held while
+user code runs.
+
+No cycles. The driver refers to the loop, never to the source, and the
+handler registry refers to the source weakly; only a running background
+thread holds the source. So the last reference to an iterated source going
+away frees it at once, and with it the connection.
 """
 
 from __future__ import annotations
 
-import functools
-import json as _json
 import logging
-import re
+import os
 import threading
-import time
 from collections.abc import Iterator, Mapping, MutableMapping
-from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from typing import Any, Callable, Optional, TypeVar, Union
 
-import blinker
 import urllib3
-from urllib3 import HTTPHeaderDict
 
-from ._dedupe import ReplayFilter
+from ._drive import open_until_ready, run
 from ._event import Event, ReadyState
-from ._parser import DEFAULT_MAX_EVENT_SIZE, Parser
-from ._retry import HEALTHY_AFTER, Backoff
-from ._transport import (
-    Attempt,
-    Request,
-    Stream,
-    Timeout,
-    Transport,
-    Urllib3Transport,
-    check_response,
-    redact_url,
+from ._handlers import Handler, HandlerRegistry
+from ._loop import ReadLoop, Response
+from ._parser import DEFAULT_MAX_EVENT_SIZE
+from ._request import (
+    DEFAULT_TIMEOUT,
+    Body,
+    HeadersOption,
+    Options,
+    RequestPlan,
+    check_callable,
+    check_headers,
 )
-from .exceptions import SSEConnectionError, SSEError
+from ._sinks import CallbackSink, Dispatcher, DispatcherSink, IterationSink
+from ._transport import Timeout, Transport, open_transport, redact_url
 
 __all__ = ["EventSource"]
 
 log = logging.getLogger("ssesync")
 
-#: The default timeouts in seconds: (connect, read).
-DEFAULT_TIMEOUT: Timeout = (10.0, 300.0)
-
 F = TypeVar("F", bound=Callable[..., Any])
-Handler = Callable[[Event], Any]
-Dispatcher = Callable[[Callable[[], None]], Any]
-Body = Union[bytes, str, Mapping[str, Any], list[tuple[str, Any]], None]
-
-
-def _normalise_timeout(timeout: Union[float, Timeout, urllib3.Timeout, None]) -> Timeout:
-    if timeout is None:
-        return (None, None)
-    if isinstance(timeout, urllib3.Timeout):
-        connect = timeout.connect_timeout
-        read = timeout.read_timeout
-        return (
-            connect if isinstance(connect, (int, float)) else None,
-            read if isinstance(read, (int, float)) else None,
-        )
-    if isinstance(timeout, (int, float)):
-        return (float(timeout), float(timeout))
-    connect, read = timeout
-    return (connect, read)
-
-
-def _encode_body(
-    data: Body, json: Any, headers: MutableMapping[str, str]
-) -> Optional[bytes]:
-    if data is not None and json is not None:
-        raise ValueError("give either data= or json=, not both")
-    if json is not None:
-        headers.setdefault("Content-Type", "application/json")
-        return _json.dumps(json, separators=(",", ":")).encode("utf-8")
-    if data is None:
-        return None
-    if isinstance(data, bytes):
-        return data
-    if isinstance(data, str):
-        return data.encode("utf-8")
-    headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
-    return urlencode(data, doseq=True).encode("ascii")
-
-
-def _check_header_value(name: str, value: str) -> None:
-    if "\r" in value or "\n" in value or "\0" in value:
-        raise ValueError(f"{name} must not contain CR, LF or NUL")
-
-
-def _wire_value(value: Any) -> Union[str, bytes]:
-    """Header values outside ASCII go out as UTF-8 (http.client would refuse them)."""
-    if isinstance(value, str) and not value.isascii():
-        return value.encode("utf-8")
-    return value  # type: ignore[no-any-return]
-
-
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-def _header_problem(headers: Mapping[str, Any]) -> Optional[str]:
-    """What is wrong with ``headers`` (naming the header, never its value)."""
-    for name, value in headers.items():
-        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
-            return f"invalid header name {str(name)[:60]!r}"
-        if not isinstance(value, (str, bytes)):
-            return f"the value of header {name} must be str or bytes"
-        text = value if isinstance(value, str) else value.decode("latin-1")
-        if "\r" in text or "\n" in text or "\0" in text:
-            return f"the value of header {name} contains CR, LF or NUL"
-    return None
 
 
 class EventSource:
     """A server-sent event stream: iterate it, or start it with handlers.
 
     The constructor does no I/O; iterating or :meth:`start` connects. Every
-    option is a keyword argument:
+    option is a keyword argument, and each is checked here: a wrong one
+    raises :class:`TypeError` or :class:`ValueError` naming it.
 
     :param url: the ``http://`` or ``https://`` URL of the stream.
     :param method: the HTTP method; the body is re-sent on every reconnect.
     :param headers: extra request headers (kept in :attr:`headers`, which may
         be changed while the source runs; a change applies from the next
-        connection — call :meth:`reconnect` to apply it at once).
+        connection — call :meth:`reconnect` to apply it at once), or a
+        callable returning them, called before every connection (a token
+        refreshed there is used at the next reconnect).
     :param params: query parameters added to the URL.
     :param data: a request body: ``bytes``, ``str`` (sent as UTF-8) or a form
         mapping / list of pairs (sent urlencoded).
     :param json: a request body encoded as JSON.
     :param last_event_id: sent as ``Last-Event-ID`` on the first request.
     :param reconnect: reconnect when the stream ends or breaks.
-    :param retry_delay: the base reconnect delay in ms; a server ``retry:``
-        field replaces it.
+    :param retry_delay: the reconnection time in ms; a server ``retry:``
+        field replaces it. Every reconnect waits at least this long.
     :param max_retry_delay: the cap of the exponential backoff in ms.
     :param max_retries: consecutive failed attempts before giving up
-        (``None``: never give up).
+        (``None``: never give up; ``0``: no retry after a failure).
     :param timeout: seconds, or ``(connect, read)``; a read timeout counts as
         a broken stream. ``None`` waits forever.
-    :param dedupe: skip events already delivered (see the reconnect guide).
+    :param dedupe: skip replays of delivered events (see the reconnect guide).
     :param strict: raise :class:`~ssesync.SSEParsingError` on violations of
         the format that the specification says to ignore.
     :param max_event_size: the longest line or event accepted, in characters.
@@ -167,12 +104,11 @@ class EventSource:
     :param ca_certs: a CA bundle path.
     :param ssl_context: an :class:`ssl.SSLContext` to use as it is.
     :param dispatcher: a callable that receives a zero-argument function for
-        each event and runs it where the application wants: an executor's
-        ``submit``, or a :class:`queue.Queue`'s ``put`` that a GUI thread
-        drains. It must not wait for the GUI thread (Tk's ``after`` called
-        from another thread does): ``close()`` on the GUI thread waits for the
-        reader, and the two would wait for each other. By default handlers
-        run on the reading thread.
+        each event and each hook call, in stream order, and runs it where the
+        application wants: an executor's ``submit``, or a ready dispatcher of
+        :mod:`ssesync.dispatchers` for a GUI thread. It must not wait for that
+        thread: ``close()`` there waits for the reader, and the two would
+        wait for each other. By default handlers run on the reading thread.
     """
 
     def __init__(
@@ -180,7 +116,7 @@ class EventSource:
         url: str,
         *,
         method: str = "GET",
-        headers: Optional[Mapping[str, str]] = None,
+        headers: HeadersOption = None,
         params: Union[Mapping[str, Any], list[tuple[str, Any]], None] = None,
         data: Body = None,
         json: Any = None,
@@ -204,159 +140,141 @@ class EventSource:
         dispatcher: Optional[Dispatcher] = None,
         _transport: Optional[Transport] = None,
     ) -> None:
-        scheme = urlsplit(url).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise ValueError(f"ssesync needs an http:// or https:// URL, got {redact_url(url)!r}")
-        if max_event_size <= 0:
-            raise ValueError("max_event_size must be positive")
-        self.url = url
-        problem = _header_problem(dict(headers or {}))
-        if problem:
-            raise ValueError(problem)
-        self.headers: MutableMapping[str, str] = HTTPHeaderDict(dict(headers or {}))
-        if last_event_id is None:
+        kept_headers = check_headers(headers)
+        if last_event_id is None and isinstance(kept_headers, MutableMapping):
             # A Last-Event-ID given among the headers is the starting id.
-            last_event_id = self.headers.pop("Last-Event-ID", None)
-        else:
-            self.headers.pop("Last-Event-ID", None)
-        if last_event_id is not None:
-            _check_header_value("last_event_id", last_event_id)
-        self._method = method.upper()
-        # The fragment is never sent; params go into the query, before it.
-        parts = urlsplit(url)
-        query = parts.query
-        if params:
-            extra = urlencode(params, doseq=True)
-            query = f"{query}&{extra}" if query else extra
-        self._request_url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-        self._body_headers: dict[str, str] = {}
-        self._body = _encode_body(data, json, self._body_headers)
-        self._timeout = _normalise_timeout(timeout)
-        self._reconnect = reconnect
-        self._backoff = Backoff(retry_delay, max_retry_delay, max_retries)
-        self._dedupe = dedupe
-        self._strict = strict
-        self._max_event_size = max_event_size
-        self._keep_connection = keep_connection
-        self._dispatcher = dispatcher
-        self._last_event_id = last_event_id or ""
-
-        self._transport: Transport
+            last_event_id = kept_headers.pop("Last-Event-ID", None)
+        elif isinstance(kept_headers, MutableMapping):
+            kept_headers.pop("Last-Event-ID", None)
+        self._options = Options.check(
+            url,
+            method=method,
+            params=params,
+            data=data,
+            json=json,
+            last_event_id=last_event_id,
+            reconnect=reconnect,
+            retry_delay=retry_delay,
+            max_retry_delay=max_retry_delay,
+            max_retries=max_retries,
+            timeout=timeout,
+            dedupe=dedupe,
+            strict=strict,
+            max_event_size=max_event_size,
+            keep_connection=keep_connection,
+        )
+        check_callable(dispatcher, "dispatcher")
         self._owns_transport = _transport is None
-        if _transport is not None:
-            self._transport = _transport
-        elif session is not None:
-            from ._requests import RequestsTransport
-
-            self._transport = RequestsTransport(
-                session, verify=None if verify is True else verify, cert=cert, proxy=proxy
-            )
-        else:
-            self._transport = Urllib3Transport(
-                pool_manager,
-                verify=verify,
-                cert=cert,
-                proxy=proxy,
-                ca_certs=ca_certs,
-                ssl_context=ssl_context,
-            )
-
-        self.ready_state = ReadyState.CONNECTING
-        self._closing = False
-        # Set after _closing or a change of handlers: the one flag the
-        # dispatch of plain messages checks per event (_dispatch_messages).
-        self._recheck = False
-        self._reconnect_requested = False
-        self._wake = threading.Event()
-        self._done = threading.Event()
+        self._transport = _transport or open_transport(
+            pool_manager=pool_manager,
+            session=session,
+            verify=verify,
+            cert=cert,
+            proxy=proxy,
+            ca_certs=ca_certs,
+            ssl_context=ssl_context,
+        )
+        self.url = url
+        self._plan = RequestPlan(self._options, kept_headers)
+        self._dispatcher = dispatcher
+        self._registry = HandlerRegistry(self)
         self._lock = threading.Lock()
-        self._attempt: Optional[Attempt] = None
-        self._gen: Optional[Iterator[Event]] = None
-        self._loop_thread: Optional[int] = None
+        self._loop: Optional[ReadLoop] = None
+        self._iterator: Optional[Iterator[Event]] = None
         self._thread: Optional[threading.Thread] = None
-        self._finalized = False
-        self._opened_stream: Optional[Stream] = None
+        self._thread_pid = os.getpid()
+        self._closed = False
+        self._finished_unused = False
 
-        self._signals = blinker.Namespace()
-        self._handlers: dict[str, tuple[Handler, ...]] = {}
-        self._open_hooks: list[Callable[[EventSource], Any]] = []
-        self._error_hooks: list[Callable[[EventSource, BaseException], Any]] = []
-        self._comment_hooks: list[Callable[[EventSource, str], Any]] = []
-        self._close_hooks: list[Callable[[EventSource], Any]] = []
+    # -- public state ----------------------------------------------------------------
+    @property
+    def headers(self) -> Any:
+        """The request headers of the next connection (a mutable mapping), or the callable."""
+        return self._plan.headers
 
-    # -- public state ----------------------------------------------------------
+    @headers.setter
+    def headers(self, value: HeadersOption) -> None:
+        self._plan.headers = check_headers(value)
+
+    @property
+    def ready_state(self) -> ReadyState:
+        """``CONNECTING``, ``OPEN`` or ``CLOSED``, as the browser's ``readyState``."""
+        loop = self._loop
+        if loop is not None:
+            return loop.state
+        return ReadyState.CLOSED if self._closed else ReadyState.CONNECTING
+
     @property
     def last_event_id(self) -> str:
         """The current last event ID: the option's value until the server sends one."""
-        return self._last_event_id
+        loop = self._loop
+        return self._options.last_event_id if loop is None else loop.last_event_id
+
+    @property
+    def response(self) -> Optional[Response]:
+        """The current (or last) connection's ``status``, ``headers`` and final ``url``."""
+        loop = self._loop
+        return None if loop is None else loop.response
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called or the source has finished."""
-        return self._closing or self._finalized
+        loop = self._loop
+        return self._closed or (loop is not None and loop.closing)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {redact_url(self.url)} {self.ready_state.name}>"
 
-    # -- handlers and hooks ----------------------------------------------------
+    # -- handlers and hooks ------------------------------------------------------------
     def on(self, type: str, handler: Optional[F] = None) -> Any:
-        """Call ``handler(event)`` for each event of ``type``.
+        """Call ``handler(event)`` for each event of ``type``, in registration order.
 
         Events without an ``event:`` field have the type ``"message"``. The
         handler is held strongly (a lambda keeps working) and is returned, so
-        ``on`` also works as a decorator: ``@source.on("update")``.
+        ``on`` also works as a decorator: ``@source.on("update")``. Safe from
+        any thread while events flow.
         """
-        if handler is None:
-            return functools.partial(self.on, type)
-        self._signals.signal(type).connect(handler, weak=False)
-        self._handlers.pop(type, None)
-        self._recheck = True
-        return handler
+        return self._registry.on(type, handler)
 
     def off(self, type: str, handler: Handler) -> None:
         """Stop calling ``handler`` for events of ``type``."""
-        self._signals.signal(type).disconnect(handler)
-        self._handlers.pop(type, None)
-        self._recheck = True
+        self._registry.off(type, handler)
 
     def on_open(self, hook: F) -> F:
         """Call ``hook(source)`` each time a connection opens."""
-        self._open_hooks.append(hook)
-        return hook
+        return self._registry.add_hook("open", hook)
 
     def on_error(self, hook: F) -> F:
         """Call ``hook(source, exc)`` for every error, also those a reconnect follows.
 
         During the call, :attr:`ready_state` reads ``CONNECTING`` when a
-        reconnect follows and ``CLOSED`` when the error ended the source.
+        reconnect follows and ``CLOSED`` when the error ended the source. A
+        handler's exception comes here too.
         """
-        self._error_hooks.append(hook)
-        return hook
+        return self._registry.add_hook("error", hook)
 
     def on_comment(self, hook: F) -> F:
-        """Call ``hook(source, text)`` for each comment line (``: text``).
-
-        A comment is reported with its block, when the blank line ending the
-        block arrives (a keep-alive ``: ping`` plus a blank line at once).
-        """
-        self._comment_hooks.append(hook)
-        return hook
+        """Call ``hook(source, text)`` for each comment line (``: text``), when complete."""
+        return self._registry.add_hook("comment", hook)
 
     def on_close(self, hook: F) -> F:
         """Call ``hook(source)`` once, when the source has closed for good."""
-        self._close_hooks.append(hook)
-        return hook
+        return self._registry.add_hook("close", hook)
 
-    # -- iteration -------------------------------------------------------------
+    # -- iteration -----------------------------------------------------------------------
     def __iter__(self) -> Iterator[Event]:
-        if self._thread is not None:
-            raise RuntimeError(
-                "this EventSource was started: its events go to its handlers, "
-                "it cannot be iterated too"
-            )
-        if self._gen is None:
-            self._gen = self._run()
-        return self._gen
+        with self._lock:
+            if self._thread is not None:
+                raise RuntimeError(
+                    "this EventSource was started: its events go to its handlers, "
+                    "it cannot be iterated too"
+                )
+            if self._iterator is None:
+                if self._closed:
+                    return iter(())
+                loop = self._loop or self._new_loop()
+                self._iterator = run(loop, self._transport)
+            return self._iterator
 
     def __next__(self) -> Event:
         return next(iter(self))
@@ -367,7 +285,29 @@ class EventSource:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- the background thread -------------------------------------------------
+    def _new_loop(self) -> ReadLoop:
+        loop = ReadLoop(
+            self._options,
+            self._plan,
+            self._transport,
+            IterationSink(self._registry),
+            owns_transport=self._owns_transport,
+            last_event_id=self._options.last_event_id,
+        )
+        self._loop = loop
+        return loop
+
+    def _open_now(self) -> None:
+        """Connect in the caller's thread, before iteration or :meth:`start`.
+
+        For :meth:`~ssesync.SSEClient.connect`. A failure that ends the
+        source is raised here; a ``204`` ends the source at once.
+        """
+        with self._lock:
+            loop = self._loop or self._new_loop()
+        open_until_ready(loop, self._transport)
+
+    # -- the background thread -------------------------------------------------------
     def start(self) -> EventSource:
         """Read in a background thread and dispatch each event to its handlers.
 
@@ -379,16 +319,31 @@ class EventSource:
                 return self
             if self.closed:
                 raise RuntimeError("a closed EventSource cannot be started")
-            if self._gen is not None:
+            if self._iterator is not None:
                 raise RuntimeError("this EventSource is being iterated; it cannot be started")
-            self._gen = self._run(dispatch=True)
+            loop = self._loop or self._new_loop()
+            if self._dispatcher is not None:
+                loop.sink = DispatcherSink(self._registry, loop, self._dispatcher)
+            else:
+                loop.sink = CallbackSink(self._registry, loop)
             self._thread = threading.Thread(
-                target=self._thread_main,
-                name=f"ssesync-{redact_url(self.url)}",
-                daemon=True,
+                target=self._thread_main, name=f"ssesync-{redact_url(self.url)}", daemon=True
             )
+            self._thread_pid = os.getpid()
         self._thread.start()
         return self
+
+    def _thread_main(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        sink = loop.sink
+        assert isinstance(sink, CallbackSink)
+        try:
+            for _ in run(loop, self._transport, sink.deliver):
+                pass  # the sink dispatches; nothing is yielded
+        except BaseException as exc:  # a bug: report it rather than die silently
+            log.exception("unexpected error in the ssesync reader thread")
+            self._registry.report_error(exc, uncaught=True)
 
     def join(self, timeout: Optional[float] = None) -> bool:
         """Wait until the source has finished; ``True`` when it has."""
@@ -398,131 +353,72 @@ class EventSource:
                 raise RuntimeError("join() called from the source's own thread would wait forever")
             thread.join(timeout)
             return not thread.is_alive()
-        if self._gen is None:
-            return self._done.is_set()
-        return self._done.wait(timeout)
+        loop = self._loop
+        if loop is None:
+            return self._closed
+        return loop.done.wait(timeout)
 
-    def _thread_main(self) -> None:
-        assert self._gen is not None
-        try:
-            for _ in self._gen:  # the loop dispatches itself; it yields nothing
-                pass
-        except SSEError:
-            pass  # already reported to the error hooks by the loop
-        except BaseException as exc:  # a bug: report it rather than die silently
-            log.exception("unexpected error in the ssesync reader thread")
-            self._report_error(exc)
-
-    def _receivers(self, type: str) -> tuple[Handler, ...]:
-        handlers = tuple(self._signals.signal(type).receivers_for(blinker.ANY))
-        self._handlers[type] = handlers
-        return handlers
-
-    def _dispatch(self, event: Event) -> None:
-        type_ = event.type
-        handlers = self._handlers.get(type_)
-        if handlers is None:
-            handlers = self._receivers(type_)
-        for handler in handlers:
-            try:
-                handler(event)
-            except Exception as exc:
-                self._handler_failed(type_, exc)
-
-    def _dispatch_messages(self, events: list[Event]) -> bool:
-        """Dispatch a read's worth of ``message`` events; ``False`` if closed meanwhile.
-
-        This is the callback path at high rates, so per event it checks one
-        flag, ``_recheck``, instead of ``_closing`` and the handler cache.
-        :meth:`close` sets it after ``_closing``, and :meth:`on` and
-        :meth:`off` after changing the handlers; it is cleared *before*
-        ``_closing`` and the handlers are read again, so a change made while
-        that happens sets it anew and is seen at the next event.
-        """
-        handlers: tuple[Handler, ...] = ()
-        handler: Optional[Handler] = None
-        self._recheck = True
-        for event in events:
-            if self._recheck:
-                self._recheck = False
-                if self._closing:
-                    return False
-                handlers = self._handlers.get("message") or self._receivers("message")
-                handler = handlers[0] if len(handlers) == 1 else None
-            if handler is not None:
-                try:
-                    handler(event)
-                except Exception as exc:
-                    self._handler_failed("message", exc)
-            else:
-                for each in handlers:
-                    try:
-                        each(event)
-                    except Exception as exc:
-                        self._handler_failed("message", exc)
-        return True
-
-    def _handler_failed(self, type_: str, exc: Exception) -> None:
-        log.error("a handler for %r events raised", type_, exc_info=exc)
-        self._report_error(exc)
-
-    def _dispatch_via(self, event: Event) -> None:
-        def deliver() -> None:
-            if not self._closing:
-                self._dispatch(event)
-
-        assert self._dispatcher is not None
-        self._dispatcher(deliver)
-
-    # -- closing ---------------------------------------------------------------
-    def close(self) -> None:
+    # -- closing ---------------------------------------------------------------------------
+    def close(self, timeout: Optional[float] = None) -> bool:
         """Stop the source; safe from any thread, also from a handler, and idempotent.
 
-        It interrupts a read or a backoff wait at once. Called from another
-        thread than the one running the loop, it returns only when that
-        thread has ended, so no handler runs after it returns.
+        It interrupts a connect, a read or a backoff wait at once, and
+        :attr:`ready_state` reads ``CLOSED`` when it returns. Called from
+        another thread than the background thread, it waits for a running
+        handler to return and the thread to end; then it returns ``True``,
+        and no handler runs any more. With a ``timeout`` (seconds) it returns
+        ``False`` if the handler still runs then, and logs a warning naming
+        its event type. Called from a handler (the source cannot have
+        stopped while its handler runs), it returns ``False`` at once.
         """
         with self._lock:
-            self._closing = True
-            self._recheck = True  # after _closing: see _dispatch_messages
-            attempt = self._attempt
-            thread = self._thread
-            gen = self._gen
-        self._wake.set()
-        if attempt is not None:
-            attempt.abort()
-        current = threading.current_thread()
+            self._closed = True
+            loop, thread, iterator = self._loop, self._thread, self._iterator
+        if loop is None:
+            self._finish_unused()
+            return True
+        loop.close()
+        self._registry.changed = True  # after loop.closing: see CallbackSink
         if thread is not None:
-            if thread is not current and thread.is_alive():
-                thread.join()
-            return
-        if gen is None:
-            self._finalize()
-            return
-        if self._loop_thread is None:
-            # Created but never run: there is no loop to leave.
-            self._finalize()
-        elif self._loop_thread == current.ident:
+            return self._stop_thread(loop, thread, timeout)
+        if iterator is not None and loop.driver_thread == threading.get_ident():
             try:
-                gen.close()  # type: ignore[attr-defined]
+                iterator.close()  # type: ignore[attr-defined]  # runs its finally at once
             except ValueError:
-                pass  # called from a hook inside the loop: it will leave by itself
+                return False  # called from a hook inside the loop: it leaves by itself
+        elif loop.driver_thread is None:
+            loop.finish()  # opened by SSEClient.connect() but never read, or never run
+        return True
 
-    def _open_now(self) -> None:
-        """Connect in the caller's thread, before iteration or :meth:`start`.
+    def _stop_thread(
+        self, loop: ReadLoop, thread: threading.Thread, timeout: Optional[float]
+    ) -> bool:
+        if thread is threading.current_thread():
+            return False  # from a handler: the loop stops once it returns
+        if os.getpid() != self._thread_pid:
+            # A forked child: the thread did not come along, and the parent
+            # still reads the connection. Let go of this copy, touching nothing.
+            loop.finish()
+            return True
+        thread.join(timeout)
+        if thread.is_alive():
+            running = self._registry.running
+            what = f"a handler for {running!r} events" if running else "the reader thread"
+            log.warning(
+                "close(timeout=%s) of %s: %s is still running", timeout, redact_url(self.url), what
+            )
+            return False
+        return True
 
-        The opened stream is kept for the loop to read first. A failure that
-        ends the source is raised here; a ``204`` ends the source at once.
-        """
-        try:
-            stream = self._connect()
-        except BaseException:
-            self._finalize()
-            raise
-        if stream is None:
-            self._closing = True
-            self._finalize()
-        self._opened_stream = stream
+    def _finish_unused(self) -> None:
+        """close() of a source that never ran: release it and call the close hooks once."""
+        with self._lock:
+            if self._finished_unused:
+                return
+            self._finished_unused = True
+        if self._owns_transport:
+            self._transport.close()
+        self._registry.call_hooks(self._registry.close_hooks)
 
     def reconnect(self) -> None:
         """Drop the current connection and connect again at once.
@@ -530,286 +426,6 @@ class EventSource:
         The new request carries ``Last-Event-ID`` and the current
         :attr:`headers`; no error is reported for the dropped connection.
         """
-        if self._closing:
-            return
-        self._reconnect_requested = True
-        self._wake.set()
-        attempt = self._attempt
-        if attempt is not None:
-            attempt.abort()
-
-    def _finalize(self) -> None:
-        with self._lock:
-            if self._finalized:
-                return
-            self._finalized = True
-            stream, self._opened_stream = self._opened_stream, None
-        self.ready_state = ReadyState.CLOSED
-        if stream is not None:  # opened by SSEClient.connect(), never read
-            self._end_attempt(stream)
-        if self._owns_transport:
-            self._transport.close()
-        self._done.set()
-        for hook in self._close_hooks:
-            self._call_hook(hook, self)
-
-    # -- hooks -----------------------------------------------------------------
-    def _call_hook(self, hook: Callable[..., Any], *args: Any) -> None:
-        try:
-            hook(*args)
-        except Exception as exc:
-            log.exception("an ssesync hook raised")
-            if hook not in self._error_hooks:
-                self._report_error(exc)
-
-    def _report_error(self, exc: BaseException) -> None:
-        for hook in self._error_hooks:
-            try:
-                hook(self, exc)
-            except Exception:
-                log.exception("an on_error hook raised")
-
-    # -- the read loop ---------------------------------------------------------
-    def _run(self, dispatch: bool = False) -> Iterator[Event]:
-        """Connect, read, parse, dedupe and reconnect: the one loop.
-
-        Iteration gets each event yielded. With ``dispatch`` (the background
-        thread) each event goes to its handlers right here instead, which
-        spares a generator round trip per event on the callback path.
-        """
-        self._loop_thread = threading.get_ident()
-        replay = ReplayFilter() if self._dedupe else None
-        handler_cache = self._handlers
-        dispatcher = self._dispatcher
-        try:
-            while True:
-                stream, self._opened_stream = self._opened_stream, None
-                if stream is None:
-                    stream = self._connect()
-                if stream is None:
-                    return
-                parser = Parser(
-                    last_event_id=self._last_event_id,
-                    max_event_size=self._max_event_size,
-                    strict=self._strict,
-                )
-                feed = parser.feed
-                read = stream.read
-                opened_at = time.monotonic()
-                if replay is not None:
-                    replay.reconnected()
-                delivered = False
-                error: Optional[SSEError] = None
-                try:
-                    while True:
-                        if parser.error is not None:
-                            # Raised only now: the events before it went out first.
-                            raise parser.error
-                        chunk = read()
-                        if not chunk:
-                            break
-                        items = feed(chunk)
-                        if parser.retry is not None:
-                            self._backoff.set_server_delay(parser.retry)
-                            parser.retry = None
-                        if (
-                            parser.plain
-                            and dispatcher is None
-                            and (replay is None or not replay.check_next)
-                        ):
-                            # Only id-less "message" events: nothing to dedupe
-                            # and the last event ID stays as it is.
-                            if not items:
-                                continue
-                            messages: list[Event] = items  # type: ignore[assignment]
-                            if not dispatch:
-                                for message in messages:
-                                    if self._closing:
-                                        return
-                                    yield message
-                            elif not self._dispatch_messages(messages):
-                                return
-                            delivered = True
-                            if replay is not None:
-                                replay.last_data = messages[-1].data
-                            continue
-                        for item in items:
-                            if self._closing:
-                                return
-                            if item.__class__ is not Event:
-                                self._comment(item)  # type: ignore[arg-type]
-                                continue
-                            self._last_event_id = item.last_event_id
-                            if replay is not None and replay.is_replay(item.id, item.data):
-                                continue
-                            delivered = True
-                            if not dispatch:
-                                yield item
-                            elif dispatcher is not None:
-                                self._dispatch_via(item)
-                            else:  # _dispatch, inlined: this runs once per event
-                                type_ = item.type
-                                handlers = handler_cache.get(type_)
-                                if handlers is None:
-                                    handlers = self._receivers(type_)
-                                for handler in handlers:
-                                    try:
-                                        handler(item)
-                                    except Exception as exc:
-                                        self._handler_failed(type_, exc)
-                        self._last_event_id = parser.last_event_id
-                except SSEError as exc:
-                    error = exc
-                finally:
-                    parser.end()
-                    if parser.retry is not None:
-                        self._backoff.set_server_delay(parser.retry)
-                    self._end_attempt(
-                        stream, reuse=self._keep_connection and error is None and not self._closing
-                    )
-                if self._closing:
-                    return
-                if delivered or time.monotonic() - opened_at >= HEALTHY_AFTER:
-                    self._backoff.reset()
-                if self._take_reconnect_request():
-                    continue
-                if error is None:
-                    if not self._reconnect:
-                        log.info("the stream of %s ended", redact_url(self.url))
-                        return
-                    error = SSEConnectionError(
-                        f"the server ended the stream of {redact_url(self.url)}",
-                        url=redact_url(self.url),
-                    )
-                    self._after_failure(error, level=logging.INFO)
-                else:
-                    self._after_failure(error)
-        finally:
-            self._finalize()
-
-    def _connect(self) -> Optional[Stream]:
-        """Open the next connection, retrying as configured; ``None`` to stop."""
-        while not self._closing:
-            self.ready_state = ReadyState.CONNECTING
-            self._reconnect_requested = False
-            attempt = Attempt()
-            with self._lock:
-                if self._stopping():
-                    return None
-                self._attempt = attempt
-            log.debug("connecting to %s", redact_url(self.url))
-            try:
-                request = self._build_request()
-                stream = self._transport.open(request, attempt)
-            except SSEConnectionError as exc:
-                attempt.release()
-                if self._stopping():
-                    return None
-                if self._take_reconnect_request():
-                    continue
-                self._after_failure(exc)
-                continue
-            if self._stopping():
-                self._end_attempt(stream)
-                return None
-            if stream.status == 204:
-                self._end_attempt(stream)
-                log.info("%s answered 204 No Content: the stream is over", redact_url(self.url))
-                return None
-            try:
-                check_response(stream, request.url)
-            except SSEConnectionError as exc:
-                self._end_attempt(stream)
-                self._after_failure(exc)
-                continue
-            self.ready_state = ReadyState.OPEN
-            log.info("connected to %s", redact_url(self.url))
-            for hook in self._open_hooks:
-                self._call_hook(hook, self)
-            return stream
-        return None
-
-    def _end_attempt(self, stream: Stream, reuse: bool = False) -> None:
-        """Release the response of the current attempt, and the attempt."""
-        stream.close(reuse=reuse)
-        attempt = self._attempt
-        if attempt is not None:
-            attempt.release()
-
-    def _stopping(self) -> bool:
-        """Whether close() was called (a call, so type checkers don't narrow it)."""
-        return self._closing
-
-    def _build_request(self) -> Request:
-        headers: HTTPHeaderDict = HTTPHeaderDict(
-            {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-        )
-        for name, value in self._body_headers.items():
-            headers[name] = value
-        for name, value in list(self.headers.items()):
-            headers[name] = value
-        problem = _header_problem(headers)
-        if problem:  # source.headers was changed since the constructor checked it
-            raise SSEConnectionError(problem, url=redact_url(self.url), retryable=False)
-        headers.pop("Last-Event-ID", None)
-        if not self._keep_connection:
-            # Without it urllib3 would pool a cleanly finished connection and
-            # the next reconnect would reuse it: keep_connection=True's job.
-            headers.setdefault("Connection", "close")
-        request_headers: dict[str, Union[str, bytes]] = {
-            name: _wire_value(value) for name, value in headers.items()
-        }
-        if self._last_event_id:
-            request_headers["Last-Event-ID"] = self._last_event_id.encode("utf-8")
-        return Request(
-            self._method,
-            self._request_url,
-            request_headers,
-            self._body,
-            self._timeout,
-            reuse_connection=self._keep_connection,
-        )
-
-    def _take_reconnect_request(self) -> bool:
-        if self._reconnect_requested and not self._closing:
-            self._reconnect_requested = False
-            log.info("reconnecting to %s on request", redact_url(self.url))
-            return True
-        return False
-
-    def _after_failure(self, error: SSEError, level: int = logging.WARNING) -> None:
-        """Report ``error``, then wait before the next attempt or end the source."""
-        retryable = self._reconnect and getattr(error, "retryable", True)
-        if not retryable:
-            self._fail(error)
-        delay = self._backoff.next_delay(getattr(error, "retry_after", None))
-        if self._backoff.exhausted:
-            attempts = self._backoff.attempts - 1
-            give_up = SSEConnectionError(
-                f"gave up after {attempts} failed reconnect attempt(s): {error}",
-                status=getattr(error, "status", None),
-                url=redact_url(self.url),
-                retryable=False,
-            )
-            give_up.__cause__ = error
-            self._fail(give_up)
-        self.ready_state = ReadyState.CONNECTING
-        self._report_error(error)
-        log.log(level, "%s; reconnecting in %.2f s", error, delay)
-        self._sleep(delay)
-
-    def _fail(self, error: SSEError) -> NoReturn:
-        self.ready_state = ReadyState.CLOSED
-        self._report_error(error)
-        log.error("%s", error)
-        raise error
-
-    def _sleep(self, seconds: float) -> None:
-        self._wake.clear()
-        if self._closing or self._reconnect_requested or seconds <= 0:
-            return
-        self._wake.wait(seconds)
-
-    def _comment(self, text: str) -> None:
-        for hook in self._comment_hooks:
-            self._call_hook(hook, self, text)
+        loop = self._loop
+        if loop is not None:
+            loop.request_reconnect()

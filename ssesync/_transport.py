@@ -31,6 +31,7 @@ described there.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 import ssl
@@ -41,7 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from http.client import HTTPException, HTTPResponse, IncompleteRead
 from typing import Any, Callable, Optional, Protocol, Union
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import urllib3
 from urllib3 import HTTPHeaderDict
@@ -66,6 +67,7 @@ __all__ = [
     "body_reader",
     "check_response",
     "invalid_target_error",
+    "open_transport",
     "redact_url",
 ]
 
@@ -99,6 +101,8 @@ class Stream(Protocol):
 
     status: int
     headers: Mapping[str, str]
+    #: The final URL, after redirects.
+    url: str
 
     def read(self) -> bytes:
         """The next bytes that have arrived (blocking until some have); ``b""`` at the end."""
@@ -121,11 +125,21 @@ class Transport(Protocol):
 
 
 class Attempt:
-    """One connection attempt, abortable from any thread (see the module doc)."""
+    """One connection attempt, abortable from any thread (see the module doc).
+
+    Two rules keep an abort from reaching a connection that is not this
+    attempt's any more. :meth:`release` detaches everything, and the read
+    loop calls it *before* it returns a connection to the pool, where
+    another source may take it at once. And an abort in a process forked
+    from the one that opened the connection does nothing: the parent still
+    reads that socket, and ``shutdown()`` would end it for both.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._aborted = False
+        self._released = False
+        self._pid = os.getpid()
         self._sockets: list[socket.socket] = []
         self._duplicates: list[socket.socket] = []
         self._stream: Optional[Stream] = None
@@ -151,28 +165,33 @@ class Attempt:
             except OSError:
                 return
         with self._lock:
-            if not self._aborted:
+            if not self._aborted and not self._released:
                 if sock not in self._sockets:
                     self._sockets.append(sock)
                 if duplicate:
                     self._duplicates.append(sock)
                 return
-        _shutdown(sock)
+            aborted = self._aborted
+        if aborted:
+            _shutdown(sock)
         if duplicate:
             sock.close()
 
     def release(self) -> None:
-        """The attempt is over: close the descriptors it duplicated."""
+        """The attempt is over: forget its sockets and response, close its duplicates."""
         with self._lock:
+            self._released = True
             duplicates, self._duplicates = self._duplicates, []
-            self._sockets = [s for s in self._sockets if s not in duplicates]
+            self._sockets = []
+            self._stream = None
         for sock in duplicates:
             sock.close()
 
     def attach_stream(self, stream: Stream) -> None:
         with self._lock:
             if not self._aborted:
-                self._stream = stream
+                if not self._released:
+                    self._stream = stream
                 return
         stream.abort()
 
@@ -180,7 +199,9 @@ class Attempt:
         with self._lock:
             self._aborted = True
             sockets, self._sockets = self._sockets, []
-            stream = self._stream
+            stream, self._stream = self._stream, None
+        if os.getpid() != self._pid:
+            return  # a forked child: the connection is the parent's (see above)
         for sock in sockets:
             _shutdown(sock)
         if stream is not None:
@@ -349,6 +370,73 @@ class _WatchedHTTPPool(HTTPConnectionPool):
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
+
+
+def open_transport(
+    *,
+    pool_manager: Any = None,
+    session: Any = None,
+    verify: Any = True,
+    cert: Any = None,
+    proxy: Any = None,
+    ca_certs: Any = None,
+    ssl_context: Any = None,
+    maxsize: int = 1,
+) -> Transport:
+    """The transport a source's options ask for, after checking them.
+
+    :param maxsize: connections kept per host by a pool built here.
+
+    :raises TypeError: an option of the wrong type (the message names it).
+    :raises ValueError: an option with a wrong value, such as a proxy URL
+        that is not ``http://`` or ``https://``.
+    """
+    if not isinstance(verify, (bool, str)):
+        raise TypeError(
+            f"verify must be True, False or a CA bundle path, not {type(verify).__name__}"
+        )
+    if cert is not None and not (
+        isinstance(cert, str)
+        or (isinstance(cert, (tuple, list)) and len(cert) == 2
+            and all(isinstance(part, str) for part in cert))
+    ):  # fmt: skip
+        raise TypeError("cert must be a PEM path or a (cert, key) pair of paths")
+    if proxy is not None:
+        if not isinstance(proxy, str):
+            raise TypeError(f"proxy must be a URL string, not {type(proxy).__name__}")
+        if urlsplit(proxy).scheme.lower() not in ("http", "https"):
+            raise ValueError(f"proxy must be an http:// or https:// URL, not {redact_url(proxy)!r}")
+    if ca_certs is not None and not isinstance(ca_certs, str):
+        raise TypeError(f"ca_certs must be a path, not {type(ca_certs).__name__}")
+    if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+        raise TypeError(f"ssl_context must be an ssl.SSLContext, not {type(ssl_context).__name__}")
+    if pool_manager is not None and not isinstance(pool_manager, urllib3.PoolManager):
+        raise TypeError(
+            "pool_manager must be a urllib3.PoolManager or ProxyManager, "
+            f"not {type(pool_manager).__name__}"
+        )
+    if session is not None:
+        if pool_manager is not None:
+            raise ValueError("give either session= or pool_manager=, not both")
+        if not callable(getattr(session, "send", None)):
+            raise TypeError(f"session must be a requests.Session, not {type(session).__name__}")
+        from ._requests import RequestsTransport
+
+        return RequestsTransport(
+            session,
+            verify=None if verify is True else verify,
+            cert=cert if cert is None or isinstance(cert, str) else (cert[0], cert[1]),
+            proxy=proxy,
+        )
+    return Urllib3Transport(
+        pool_manager,
+        verify=verify,
+        cert=cert,
+        proxy=proxy,
+        ca_certs=ca_certs,
+        ssl_context=ssl_context,
+        maxsize=maxsize,
+    )
 
 
 def build_pool_manager(
@@ -570,7 +658,7 @@ class ResponseStream:
     connection first and only then returns it, closed, to the pool.
     """
 
-    __slots__ = ("_pool", "_response", "headers", "read", "status")
+    __slots__ = ("_pool", "_response", "headers", "read", "status", "url")
 
     def __init__(
         self,
@@ -586,6 +674,8 @@ class ResponseStream:
         self.read = body_reader(response, url, reuse=reuse, read_timeout=read_timeout)
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
+        # urllib3 keeps the path (or a relative Location) of the last request.
+        self.url: str = urljoin(url, response.url) if response.url else url
 
     def abort(self) -> None:
         try:

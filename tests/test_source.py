@@ -215,7 +215,8 @@ def test_server_retry_zero_means_reconnect_at_once(sse_server: SSEServer) -> Non
     )
     with EventSource(sse_server.url_for("/s"), retry_delay=60_000) as source:
         got = take(source, 2)
-        assert source._backoff.base_ms == 0
+        assert source._loop is not None
+        assert source._loop.backoff.base_ms == 0
     assert [e.data for e in got] == ["a", "b"]
 
 

@@ -1,0 +1,192 @@
+"""Where a source's events and lifecycle news go: the three sinks.
+
+- :class:`IterationSink`: ``for event in source``. Events are yielded by the
+  driver; the hooks run in the iterating thread, and the error a source ends
+  with is raised by the iterator rather than reported as uncaught.
+- :class:`CallbackSink`: ``start()`` (and the hub). Each event goes to the
+  handlers of its type, on the reading thread, in registration order.
+- :class:`DispatcherSink`: ``dispatcher=``. Each event, and each hook call,
+  is handed to the application's dispatcher as a zero-argument function, in
+  stream order, to run where the application wants (a GUI thread).
+
+The callback path is the hot path of callback mode, so it reads the handler
+tuples straight from the registry (see ``_handlers`` for why that is safe
+from any thread) and has a path of its own for reads of plain messages.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ._event import Event
+from ._handlers import HandlerRegistry
+from .exceptions import SSEError
+
+if TYPE_CHECKING:
+    from ._loop import Item, ReadLoop
+
+__all__ = ["CallbackSink", "DispatcherSink", "IterationSink"]
+
+Dispatcher = Callable[[Callable[[], None]], Any]
+
+
+class IterationSink:
+    """The hooks of an iterated source, run in the iterating thread."""
+
+    __slots__ = ("registry",)
+
+    def __init__(self, registry: HandlerRegistry) -> None:
+        self.registry = registry
+
+    def opened(self) -> None:
+        self.registry.call_hooks(self.registry.open_hooks)
+
+    def comment(self, text: str) -> None:
+        self.registry.call_hooks(self.registry.comment_hooks, text)
+
+    def error(self, exc: SSEError, fatal: bool) -> None:
+        self.registry.report_error(exc, uncaught=False)  # a fatal one: the iterator raises it
+
+    def closed(self) -> None:
+        self.registry.call_hooks(self.registry.close_hooks)
+
+
+class CallbackSink(IterationSink):
+    """Handlers per event type, called on the thread that reads."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, registry: HandlerRegistry, loop: ReadLoop) -> None:
+        super().__init__(registry)
+        self.loop = loop
+
+    def error(self, exc: SSEError, fatal: bool) -> None:
+        self.registry.report_error(exc, uncaught=fatal)
+
+    def deliver(self, items: list[Item], plain: bool) -> None:
+        """Dispatch a read's items: events to their handlers, comments to the hooks."""
+        if plain:
+            self._deliver_messages(items)  # type: ignore[arg-type]
+            return
+        registry, loop = self.registry, self.loop
+        by_type = registry.by_type
+        for item in items:
+            if loop.closing:
+                break
+            if item.__class__ is not Event:
+                registry.call_hooks(registry.comment_hooks, item)
+                continue
+            loop.last_event_id = item.last_event_id
+            type_ = item.type
+            handlers = by_type.get(type_)
+            if handlers:
+                registry.running = type_
+                for handler in handlers:
+                    try:
+                        handler(item)
+                    except Exception as exc:
+                        registry.handler_failed(type_, exc)
+        registry.running = None
+        parser = loop.parser
+        if parser is not None and not loop.closing:
+            loop.last_event_id = parser.last_event_id
+
+    def dispatch(self, event: Event) -> None:
+        """Call the handlers of one event (what :meth:`deliver` does per event)."""
+        registry = self.registry
+        type_ = event.type
+        handlers = registry.by_type.get(type_)
+        if handlers:
+            registry.running = type_
+            for handler in handlers:
+                try:
+                    handler(event)
+                except Exception as exc:
+                    registry.handler_failed(type_, exc)
+            registry.running = None
+
+    def _deliver_messages(self, events: list[Event]) -> None:
+        """Dispatch a read's worth of id-less ``message`` events.
+
+        At high rates this is the whole callback path, so per event it checks
+        one flag, ``registry.changed``, instead of ``loop.closing`` and the
+        handler tuple: ``on()``/``off()`` set it after changing the handlers,
+        and ``close()`` after setting ``closing``. It is cleared *before* both
+        are read again, so a change made meanwhile sets it anew and is seen at
+        the next event.
+        """
+        registry, loop = self.registry, self.loop
+        handlers: tuple[Callable[[Event], Any], ...] = ()
+        handler: Optional[Callable[[Event], Any]] = None
+        registry.changed = True
+        registry.running = "message"
+        for event in events:
+            if registry.changed:
+                registry.changed = False
+                if loop.closing:
+                    break
+                handlers = registry.by_type.get("message", ())
+                handler = handlers[0] if len(handlers) == 1 else None
+            if handler is not None:
+                try:
+                    handler(event)
+                except Exception as exc:
+                    registry.handler_failed("message", exc)
+            else:
+                for each in handlers:
+                    try:
+                        each(event)
+                    except Exception as exc:
+                        registry.handler_failed("message", exc)
+        registry.running = None
+
+
+class DispatcherSink(CallbackSink):
+    """Everything through the application's dispatcher, in stream order.
+
+    The dispatcher must not wait for the thread it hands work to: ``close()``
+    on that thread waits for the reader, and the two would wait for each
+    other (``ssesync.dispatchers`` has ready ones for Tk and Qt).
+    """
+
+    __slots__ = ("dispatcher",)
+
+    def __init__(self, registry: HandlerRegistry, loop: ReadLoop, dispatcher: Dispatcher) -> None:
+        super().__init__(registry, loop)
+        self.dispatcher = dispatcher
+
+    def _hand(self, function: Callable[..., None], *args: Any) -> None:
+        self.dispatcher(functools.partial(function, *args))
+
+    def opened(self) -> None:
+        self._hand(self._unless_closed, super().opened)
+
+    def comment(self, text: str) -> None:
+        self._hand(self._unless_closed, super().comment, text)
+
+    def error(self, exc: SSEError, fatal: bool) -> None:
+        # Hooks may run after close() began: the error that ended the
+        # source is still news to the application.
+        self._hand(super().error, exc, fatal)
+
+    def closed(self) -> None:
+        self._hand(super().closed)
+
+    def deliver(self, items: list[Item], plain: bool) -> None:
+        for item in items:
+            if item.__class__ is Event:
+                self._hand(self._event, item)
+            else:
+                self.comment(item)  # type: ignore[arg-type]
+        parser = self.loop.parser
+        if parser is not None:
+            self.loop.last_event_id = parser.last_event_id
+
+    def _unless_closed(self, function: Callable[..., None], *args: Any) -> None:
+        if not self.loop.closing:
+            function(*args)
+
+    def _event(self, event: Event) -> None:
+        if not self.loop.closing:
+            self.dispatch(event)
