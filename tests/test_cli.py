@@ -12,11 +12,9 @@ tested in-process, which is much cheaper than a Python start-up.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,34 +28,12 @@ import pytest
 from ssesync import Event
 from ssesync.cli import format_json, format_text, main
 from ssesync.testing import SSEServer, StreamConnection
+from tests.helpers import CLI, ROOT, WAIT, cli_env, closed_port, run_cli
 
-ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "ssesync"]
 #: The longest any single command may take before the test gives up on it.
-TIMEOUT = 10.0
+TIMEOUT = WAIT
 #: How long to wait for one line of output that should come at once.
 LINE_TIMEOUT = 5.0
-
-
-def cli_env() -> dict[str, str]:
-    """The child's environment: this checkout first on the path, UTF-8 output."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["PYTHONIOENCODING"] = "utf-8"
-    return env
-
-
-def run_cli(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=timeout,
-        cwd=ROOT,
-        env=cli_env(),
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @contextmanager
@@ -126,14 +102,6 @@ class LineReader:
 
 def json_lines(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines()]
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (it was free a moment ago)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def assert_one_error_line(stderr: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -425,6 +426,25 @@ def test_https_stream_through_a_proxy_tunnel(tls_server: SSEServer, tls: dict[st
         )
     assert [e.data for e in events] == ["secure"]
     assert proxy.request_lines[0].startswith("CONNECT 127.0.0.1:")
+
+
+@pytest.mark.parametrize("transport", ["urllib3", "requests"])
+def test_proxy_credentials_in_the_url_are_sent(
+    sse_server: SSEServer, tls_server: SSEServer, transport: str
+) -> None:
+    # urllib3's ProxyManager ignores user-info in the proxy URL; ssesync sends it.
+    sse_server.route("/s", sse_server.events([{"data": "via proxy"}]))
+    expected = "Basic " + base64.b64encode(b"user:p@ss:word").decode()
+    with ForwardProxy() as proxy:
+        proxy_url = proxy.url.replace("://", "://user:p%40ss%3Aword@")
+        options: dict[str, Any] = {"proxy": proxy_url, "reconnect": False}
+        if transport == "requests":
+            options["session"] = requests.Session()
+        events = list(EventSource(sse_server.url_for("/s"), **options))
+        with pytest.raises(SSEConnectionError, match=r"TLS|certificate"):  # CONNECT, then TLS
+            list(EventSource(tls_server.url_for("/s"), **options))
+    assert [e.data for e in events] == ["via proxy"]
+    assert proxy.proxy_authorizations == [expected, expected]
 
 
 def test_shared_proxy_manager(sse_server: SSEServer) -> None:
