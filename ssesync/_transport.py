@@ -707,7 +707,8 @@ def _cause_text(exc: BaseException) -> str:
             return str(item)
         if isinstance(item, OSError) and item.errno is not None:
             return item.strerror or str(item)
-    return str(chain[-1]) or type(chain[-1]).__name__
+    # A status line http.client refused still ends with its CRLF.
+    return str(chain[-1]).strip() or type(chain[-1]).__name__
 
 
 def invalid_target_error(

@@ -18,6 +18,11 @@ policy a library cannot choose for its caller:
 * **Errors are one line** on stderr, ``ssesync: error: ...``, exit status 1
   for a failed stream and 2 for a wrong command line. Messages never contain
   request header values, which are often credentials.
+* **Server text stays inert.** Data, ids, comments, status lines and the
+  reasons in error messages come from the server; whatever the command
+  prints — events in either format, error lines, log lines at any
+  verbosity — shows their control characters as escapes
+  (:func:`ssesync._text.visible`), so a stream cannot drive the terminal.
 
 ``ssesync demo`` runs :mod:`ssesync._demo`, which serves a scripted stream on
 loopback and reads it with the same printer and loop as a real URL.
@@ -40,6 +45,7 @@ import urllib3
 from . import __version__
 from ._event import Event, ReadyState
 from ._source import EventSource
+from ._text import CONTROL, visible
 from .exceptions import SSEError, SSEParsingError
 
 __all__ = ["main"]
@@ -60,8 +66,6 @@ MAX_CONNECT_TIMEOUT = 10.0
 
 # RFC 9110 tokens: what a header name or a method may consist of.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-# Control characters a terminal would act on instead of showing; tab is kept.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 _USAGE = "%(prog)s [options] URL\n       %(prog)s demo [--format text|json] [-v]"
 
@@ -347,27 +351,29 @@ def _demo_conflicts(args: argparse.Namespace) -> list[str]:
 
 
 def format_json(event: Event) -> str:
-    """One event as a compact JSON object on one line (JSON escapes every line break)."""
+    """One event as a compact JSON object on one line.
+
+    ``json.dumps`` escapes the C0 controls; DEL, the C1 controls and U+2028 /
+    U+2029 it leaves raw, and a terminal (or a reader splitting lines) may
+    act on those, so they are written as ``\\u`` escapes too. They can only
+    occur inside strings, where such an escape means the same character.
+    """
     fields = {"event": event.event, "data": event.data, "id": event.id, "retry": event.retry}
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-
-
-def _visible(text: str) -> str:
-    """``text`` with control characters escaped, so a stream cannot drive the terminal."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def format_text(event: Event) -> str:
     """One event for a person: ``[type] id=3 data``, further data lines indented."""
-    head = [f"[{_visible(event.type)}]"]
+    head = [f"[{visible(event.type)}]"]
     if event.id is not None:
-        head.append(f"id={_visible(event.id)}" if event.id else 'id=""')
+        head.append(f"id={visible(event.id)}" if event.id else 'id=""')
     if event.retry is not None:
         head.append(f"retry={event.retry}")
     first, *rest = event.data.split("\n")
     if first:
-        head.append(_visible(first))
-    return "\n".join([" ".join(head), *("    " + _visible(line) for line in rest)])
+        head.append(visible(first))
+    return "\n".join([" ".join(head), *("    " + visible(line) for line in rest)])
 
 
 class _Printer:
@@ -401,8 +407,8 @@ class _Printer:
 
 
 def _error(message: object) -> None:
-    """Print the one line a failed run ends with."""
-    text = " ".join(str(message).splitlines())
+    """Print the one line a failed run ends with (escaped: it may quote the server)."""
+    text = visible(str(message))
     try:
         print(f"ssesync: error: {text}", file=sys.stderr, flush=True)
     except OSError:
@@ -472,10 +478,13 @@ class _LogFormatter(logging.Formatter):
     """``ssesync: message``, with ``warning:`` and the like for the serious ones."""
 
     def format(self, record: logging.LogRecord) -> str:
+        # A record may quote the server (a comment, an id, a status line):
+        # escaped, a line break included, so one record stays one line.
         label = "" if record.levelno < logging.WARNING else record.levelname.lower() + ": "
-        text = f"ssesync: {label}{record.getMessage()}"
+        text = f"ssesync: {label}{visible(record.getMessage())}"
         if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+            lines = self.formatException(record.exc_info).split("\n")
+            text += "\n" + "\n".join(visible(line) for line in lines)
         return text
 
 
@@ -578,9 +587,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         source = EventSource(args.url, **args.source_options)
-    except ValueError as exc:  # an unusable URL; the message is safe to show
+    except ValueError as exc:  # an unusable URL or proxy; the message is safe to show
         parser.print_usage(sys.stderr)
-        print(f"ssesync: error: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_USAGE
     policy = _Policy(retry_first_connection=args.max_retries is not None)
     source.on_comment(_log_comment)

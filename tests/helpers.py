@@ -142,3 +142,52 @@ def run_cli(
         env=cli_env(env),
         stdin=subprocess.DEVNULL,
     )
+
+
+class RawServer:
+    """A loopback server that answers every connection with exact bytes, then closes.
+
+    For response heads that :class:`~ssesync.testing.SSEServer` will not write:
+    garbage status lines, oversized headers, conflicting lengths.
+    """
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="raw-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/s"
+
+    def __enter__(self) -> RawServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(WAIT)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            self.connections += 1
+            with sock:
+                sock.settimeout(WAIT)
+                try:
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        piece = sock.recv(65536)
+                        if not piece:
+                            break
+                        head += piece
+                    sock.sendall(self.payload)
+                except OSError:
+                    pass

@@ -12,7 +12,9 @@ tested in-process, which is much cheaper than a Python start-up.
 from __future__ import annotations
 
 import json
+import logging
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -26,9 +28,9 @@ from typing import IO, Any
 import pytest
 
 from ssesync import Event
-from ssesync.cli import format_json, format_text, main
+from ssesync.cli import _error, _LogFormatter, format_json, format_text, main
 from ssesync.testing import SSEServer, StreamConnection
-from tests.helpers import CLI, ROOT, WAIT, cli_env, closed_port, run_cli
+from tests.helpers import CLI, ROOT, WAIT, RawServer, cli_env, closed_port, run_cli
 
 #: The longest any single command may take before the test gives up on it.
 TIMEOUT = WAIT
@@ -200,6 +202,109 @@ def test_events_are_flushed_one_at_a_time(sse_server: SSEServer) -> None:
             reader.join()
     finally:
         released.set()
+
+
+# -- server text stays inert ----------------------------------------------------------
+
+#: Retitle the terminal, then clear the screen: what a hostile server would send.
+ESCAPES = "\x1b]0;owned\x07\x1b[2J"
+# What must never reach the terminal raw (line feeds between lines aside).
+RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
+
+
+def run_cli_bytes(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """Like :func:`run_cli`, but the output as bytes: text mode would turn a CR into LF."""
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        timeout=TIMEOUT,
+        cwd=ROOT,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_inert(output: bytes) -> None:
+    found = RAW_CONTROL.search(output)
+    assert found is None, f"raw {found.group()!r} in {output!r}"
+
+
+def test_a_garbage_status_line_is_escaped_in_the_warning_and_the_error() -> None:
+    with RawServer(f"{ESCAPES}HTTP/1.1 200 OK\r\n\r\n".encode()) as server:
+        result = run_cli_bytes("--max-retries", "1", "--retry-delay", "0", server.url)
+    assert result.returncode == 1
+    assert_inert(result.stderr)
+    warning, error = result.stderr.decode().splitlines()
+    assert warning.startswith("ssesync: warning: ")
+    assert "reconnecting" in warning
+    assert error.startswith("ssesync: error: gave up")
+    assert "\\x1b]0;owned\\x07\\x1b[2J" in error
+
+
+@pytest.mark.parametrize(
+    ("output_format", "verbosity"), [("json", "-vv"), ("text", "-vv"), ("json", "-v")]
+)
+def test_comments_ids_and_data_are_escaped_in_every_format(
+    sse_server: SSEServer, output_format: str, verbosity: str
+) -> None:
+    sse_server.route(
+        "/s",
+        sse_server.raw(
+            [f": {ESCAPES}\n\nid: 7{ESCAPES}\ndata: a\x9b\u2028\x85\x7fb\r\n\n".encode()],
+            then="drop",
+        ),
+        sse_server.events([{"data": "c"}], then="stall"),
+    )
+    result = run_cli_bytes(
+        verbosity, "--format", output_format, "--retry-delay", "0", "--max-events", "2",
+        sse_server.url_for("/s"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert_inert(result.stderr)
+    assert_inert(result.stdout)
+    stderr = result.stderr.decode()
+    assert "Last-Event-ID: 7\\x1b]0;owned" in stderr  # -v says what it resumes with
+    if verbosity == "-vv":
+        assert "comment: \\x1b]0;owned\\x07\\x1b[2J" in stderr
+    if output_format == "json":
+        first = json.loads(result.stdout.decode().splitlines()[0])
+        assert first == {"event": None, "data": "a\x9b\u2028\x85\x7fb", "id": f"7{ESCAPES}",
+                         "retry": None}
+    else:
+        assert result.stdout.decode().splitlines()[0] == (
+            "[message] id=7\\x1b]0;owned\\x07\\x1b[2J a\\x9b\\u2028\\x85\\x7fb"
+        )
+
+
+def test_json_escapes_what_json_dumps_leaves_raw() -> None:
+    data = "del\x7f csi\x9b nel\x85 ls\u2028 ps\u2029 tab\t é✓"
+    line = format_json(Event(data, "up\x9bdate", "1\x85"))
+    assert not re.search("[\x7f\x85\x9b\u2028\u2029]", line)
+    assert "\\u009b" in line
+    assert "\\u2028" in line
+    assert "é✓" in line  # printable text stays readable
+    assert json.loads(line) == {"event": "up\x9bdate", "data": data, "id": "1\x85", "retry": None}
+    assert format_text(Event("a\u2028b\x9bc")) == "[message] a\\u2028b\\x9bc"
+
+
+def test_error_lines_and_log_records_are_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    _error(f"broke: {ESCAPES}\nssesync: forged line")
+    err = capsys.readouterr().err
+    assert err == "ssesync: error: broke: \\x1b]0;owned\\x07\\x1b[2J\\x0assesync: forged line\n"
+    formatter = _LogFormatter()
+    record = logging.LogRecord(
+        "ssesync", logging.DEBUG, __file__, 1, "comment: %s", (ESCAPES,), None
+    )
+    assert formatter.format(record) == "ssesync: comment: \\x1b]0;owned\\x07\\x1b[2J"
+    try:
+        raise RuntimeError(ESCAPES)
+    except RuntimeError:
+        record = logging.LogRecord(
+            "ssesync", logging.ERROR, __file__, 1, "hook raised", (), sys.exc_info()
+        )
+    lines = formatter.format(record).splitlines()
+    assert lines[0] == "ssesync: error: hook raised"
+    assert lines[-1] == "RuntimeError: \\x1b]0;owned\\x07\\x1b[2J"
 
 
 # -- requests -----------------------------------------------------------------------
