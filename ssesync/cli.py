@@ -24,6 +24,13 @@ policy a library cannot choose for its caller:
   verbosity — shows their control characters as escapes
   (:func:`ssesync._text.visible`), so a stream cannot drive the terminal.
 
+* **TLS and proxies as in curl.** ``-k``, ``--cacert``, ``--cert`` and
+  ``--proxy`` map onto the library's ``verify``, ``cert`` and ``proxy``, and
+  their files are checked before anything is sent, so a wrong path is a
+  usage error and not a failed stream. Unlike the library, which never reads
+  the environment, the command takes its proxy from ``https_proxy`` /
+  ``http_proxy`` and skips it for hosts in ``no_proxy`` (:func:`proxy_for`).
+
 ``ssesync demo`` runs :mod:`ssesync._demo`, which serves a scripted stream on
 loopback and reads it with the same printer and loop as a real URL.
 """
@@ -31,14 +38,18 @@ loopback and reads it with the same printer and loop as a real URL.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
 import platform
 import re
+import ssl
 import sys
-from collections.abc import Sequence
-from typing import Any, Callable, Optional, TextIO
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Optional, TextIO, Union
+from urllib.parse import urlsplit
 
 import urllib3
 
@@ -46,9 +57,10 @@ from . import __version__
 from ._event import Event, ReadyState
 from ._source import EventSource
 from ._text import CONTROL, visible
+from ._transport import proxy_settings, redact_url
 from .exceptions import SSEError, SSEParsingError
 
-__all__ = ["main"]
+__all__ = ["main", "proxy_for"]
 
 log = logging.getLogger("ssesync.cli")
 
@@ -84,6 +96,15 @@ examples:
   ssesync https://example.com/stream
   ssesync -H 'Authorization: Bearer TOKEN' --max-events 10 https://example.com/stream
   ssesync --json '{"prompt": "hi"}' https://example.com/chat | jq -r .data
+  ssesync --cacert internal-ca.pem https://events.internal/stream
+
+environment:
+  https_proxy, HTTPS_PROXY  the proxy for https:// URLs (unless --proxy is given)
+  http_proxy, HTTP_PROXY    the proxy for http:// URLs (HTTP_PROXY is ignored
+                            when REQUEST_METHOD is set, as in a CGI script)
+  no_proxy, NO_PROXY        hosts reached without a proxy, even with --proxy:
+                            names (a name also covers its subdomains),
+                            addresses, CIDR ranges, or * for all
 
 exit status:
   0 the stream ended cleanly (--no-reconnect, --max-events, HTTP 204)
@@ -227,6 +248,32 @@ def _build_parser() -> argparse.ArgumentParser:
         f"reconnected (default: 300; the connect timeout is at most {MAX_CONNECT_TIMEOUT:g})",
     )
 
+    tls = parser.add_argument_group("TLS and proxies")
+    tls.add_argument(
+        "-k",
+        "--insecure",
+        action="store_true",
+        help="do not verify the server's TLS certificate or host name",
+    )
+    tls.add_argument(
+        "--cacert",
+        metavar="FILE",
+        help="verify the server's certificate with the CA certificates in FILE (PEM) "
+        "instead of the system's",
+    )
+    tls.add_argument(
+        "--cert",
+        metavar="FILE[:KEY]",
+        help="send the client certificate in FILE (PEM); KEY is the file of its private "
+        "key when FILE does not hold it",
+    )
+    tls.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="send requests through the HTTP(S) proxy at URL (http:// is assumed; "
+        "user:password@ in it authenticates); '' for none. Default: from the environment",
+    )
+
     reconnect = parser.add_argument_group("reconnecting")
     reconnect.add_argument(
         "--no-reconnect",
@@ -292,6 +339,136 @@ def _read_argument_file(parser: argparse.ArgumentParser, option: str, value: str
         parser.error(f"{option}: cannot read {path!r}: {exc.strerror or exc}")
 
 
+def _readable(parser: argparse.ArgumentParser, option: str, path: str) -> str:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        parser.error(f"{option}: cannot read {path!r}: {exc.strerror or exc}")
+    return path
+
+
+def _tls_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
+    """``verify`` and ``cert`` from -k, --cacert and --cert, their files checked now.
+
+    Loading them into a throwaway :class:`ssl.SSLContext` finds a missing
+    file, one that is not PEM, or a key that does not match its certificate
+    before the first request, where it can be reported as the mistake it is.
+    """
+    options: dict[str, Any] = {}
+    context = ssl.create_default_context()
+    if args.cacert is not None:
+        _readable(parser, "--cacert", args.cacert)
+        try:
+            context.load_verify_locations(cafile=args.cacert)
+        except ssl.SSLError as exc:
+            why = exc.reason or "not PEM"
+            parser.error(f"--cacert: no CA certificate found in {args.cacert!r} ({why})")
+        options["verify"] = args.cacert
+    if args.insecure:
+        options["verify"] = False  # as in curl, -k wins over --cacert
+    if args.cert is not None:
+        cert: Union[str, tuple[str, str]] = _client_cert(parser, args.cert)
+        files = (cert, None) if isinstance(cert, str) else cert
+        try:
+            context.load_cert_chain(*files)
+        except ssl.SSLError as exc:
+            why = exc.reason or "not PEM, or the key does not match"
+            parser.error(f"--cert: cannot use {args.cert!r} as certificate and key ({why})")
+        options["cert"] = cert
+    return options
+
+
+def _client_cert(parser: argparse.ArgumentParser, text: str) -> Union[str, tuple[str, str]]:
+    """``FILE`` or ``FILE:KEY``; a colon in an existing path (``C:\\...``) is not a split."""
+    if os.path.exists(text) or ":" not in text:
+        return _readable(parser, "--cert", text)
+    splits = [i for i, char in enumerate(text) if char == ":"]
+    for i in splits:
+        if os.path.exists(text[:i]) and os.path.exists(text[i + 1 :]):
+            return text[:i], text[i + 1 :]
+    cert, _, key = text.rpartition(":")
+    return _readable(parser, "--cert", cert), _readable(parser, "--cert", key)
+
+
+def _environ(environ: Mapping[str, str], name: str) -> str:
+    """A variable that may be spelled in lower or upper case; lower case wins, as in curl."""
+    return environ.get(name) or environ.get(name.upper()) or ""
+
+
+def _bypasses_proxy(host: str, no_proxy: str) -> bool:
+    """Whether ``host`` matches an entry of a ``no_proxy`` list, by curl's rules.
+
+    Entries are separated by commas. ``*`` matches every host; an address or
+    a CIDR range matches the addresses in it; a name matches itself and its
+    subdomains (``example.com`` and ``.example.com`` both match
+    ``www.example.com``, neither matches ``notexample.com``). A port after a
+    name is ignored.
+    """
+    host = host.lower().rstrip(".")
+    try:
+        address: Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in no_proxy.split(","):
+        entry = entry.strip().lower()
+        if entry == "*":
+            return True
+        if not entry:
+            continue
+        try:
+            network = ipaddress.ip_network(entry.strip("[]"), strict=False)
+        except ValueError:
+            network = None
+        if network is not None:
+            if address is not None and address in network:
+                return True
+            continue
+        name = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry
+        name = name.strip(".")
+        if name and (host == name or host.endswith("." + name)):
+            return True
+    return False
+
+
+def proxy_for(
+    url: str, given: Optional[str], environ: Mapping[str, str]
+) -> tuple[Optional[str], str]:
+    """The proxy the command uses for ``url``, and where it came from, as curl chooses.
+
+    ``--proxy`` (``given``) wins over the environment, and ``--proxy ''``
+    means none. Otherwise ``https_proxy`` (or ``HTTPS_PROXY``) serves
+    ``https://`` URLs and ``http_proxy`` (or ``HTTP_PROXY``) ``http://`` ones.
+    curl reads ``http_proxy`` only in lower case: a CGI script gets a
+    request's ``Proxy:`` header as ``HTTP_PROXY``, so a client could choose
+    the proxy. Like Python's own :func:`urllib.request.getproxies`, the upper
+    case spelling is therefore ignored when ``REQUEST_METHOD`` is set. A host
+    in ``no_proxy`` is reached directly, even with ``--proxy``. A proxy
+    without a scheme gets ``http://``.
+    """
+    if given == "":
+        return None, "--proxy"
+    host = urlsplit(url).hostname or ""
+    no_proxy = _environ(environ, "no_proxy")
+    origin = "--proxy"
+    if given is None:
+        if urlsplit(url).scheme.lower() == "https":
+            origin = "https_proxy" if environ.get("https_proxy") else "HTTPS_PROXY"
+            given = _environ(environ, "https_proxy")
+        else:
+            given = environ.get("http_proxy") or ""
+            origin = "http_proxy"
+            if not given and "REQUEST_METHOD" not in environ:
+                given = environ.get("HTTP_PROXY") or ""
+                origin = "HTTP_PROXY"
+    if not given:
+        return None, origin
+    if no_proxy and _bypasses_proxy(host, no_proxy):
+        return None, "no_proxy" if environ.get("no_proxy") else "NO_PROXY"
+    return (given if "://" in given else "http://" + given), origin
+
+
 def _source_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
     """Turn the parsed command line into :class:`EventSource` keyword arguments."""
     headers: dict[str, str] = {}
@@ -327,6 +504,19 @@ def _source_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         options["retry_delay"] = args.retry_delay
     if args.max_retries is not None:
         options["max_retries"] = args.max_retries
+    options.update(_tls_options(parser, args))
+    proxy, origin = proxy_for(args.url, args.proxy, os.environ)
+    if proxy is not None:
+        try:
+            proxy_settings(proxy)
+        except ValueError as exc:
+            parser.error(f"{origin}: {exc}")
+        options["proxy"] = proxy
+    args.proxy_note = (
+        f"using the proxy {redact_url(proxy)} (from {origin})" if proxy is not None
+        else f"no proxy for this host ({origin})" if origin in ("no_proxy", "NO_PROXY")
+        else None
+    )
     return options
 
 
@@ -343,6 +533,10 @@ def _demo_conflicts(args: argparse.Namespace) -> list[str]:
         "--retry-delay": args.retry_delay is not None,
         "--max-retries": args.max_retries is not None,
         "--max-events": args.max_events is not None,
+        "-k": args.insecure,
+        "--cacert": args.cacert is not None,
+        "--cert": args.cert is not None,
+        "--proxy": args.proxy is not None,
     }
     return [flag for flag, present in given.items() if present]
 
@@ -544,12 +738,21 @@ def _run(
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except SSEError as exc:
-        _error(exc)
+        _error(_explained(exc))
         return EXIT_ERROR
     if policy.failure is not None:
-        _error(policy.failure)
+        _error(_explained(policy.failure))
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _explained(error: SSEError) -> str:
+    """The error's message, with what to do about it where the command can tell."""
+    text = str(error)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        text += " (to trust the server's certificate, give its CA with --cacert FILE; "
+        text += "-k skips verification)"
+    return text
 
 
 def _parse(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -595,7 +798,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     source.on_comment(_log_comment)
     restore_logging = _configure_logging(args.verbose, policy)
     try:
-        return _run(source, _Printer(args.format or "json"), policy, args.max_events)
+        if args.proxy_note:
+            log.info("%s", args.proxy_note)
+        with warnings.catch_warnings():
+            if args.insecure:  # asked for: no warning per connection, as in curl
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            return _run(source, _Printer(args.format or "json"), policy, args.max_events)
     except KeyboardInterrupt:  # a second Ctrl-C while closing
         return EXIT_INTERRUPTED
     finally:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import trustme
 from hypothesis import settings
 
 from ssesync.testing import SSEServer
@@ -21,6 +24,26 @@ if os.environ.get("CI"):
 def sse_server() -> Iterator[SSEServer]:
     """A started loopback SSE server, stopped (and its threads joined) after the test."""
     with SSEServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A test CA (``ca``, its PEM file ``ca_path``) and a server context it signed."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_context)
+    ca_path = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    return {"ca": ca, "server_context": server_context, "ca_path": str(ca_path)}
+
+
+@pytest.fixture
+def tls_server(tls: dict[str, Any]) -> Iterator[SSEServer]:
+    """A loopback HTTPS server with the test CA's certificate; ``/s`` sends one event."""
+    with SSEServer(ssl_context=tls["server_context"]) as server:
+        server.route("/s", server.events([{"data": "secure"}]))
         yield server
 
 

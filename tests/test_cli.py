@@ -11,12 +11,14 @@ tested in-process, which is much cheaper than a Python start-up.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import queue
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -26,10 +28,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+import trustme
 
 from ssesync import Event
-from ssesync.cli import _error, _LogFormatter, format_json, format_text, main
+from ssesync.cli import _error, _LogFormatter, format_json, format_text, main, proxy_for
 from ssesync.testing import SSEServer, StreamConnection
+from tests.forward_proxy import ForwardProxy
 from tests.helpers import CLI, ROOT, WAIT, RawServer, cli_env, closed_port, run_cli
 
 #: The longest any single command may take before the test gives up on it.
@@ -394,6 +398,203 @@ def test_read_timeout_without_reconnect_is_an_error(sse_server: SSEServer) -> No
     result = run_cli("--no-reconnect", "--timeout", "0.3", sse_server.url_for("/s"))
     assert result.returncode == 1
     assert "timed out" in assert_one_error_line(result.stderr)
+
+
+# -- TLS and proxies ----------------------------------------------------------------
+
+
+def test_an_untrusted_certificate_fails_with_a_hint(tls_server: SSEServer) -> None:
+    result = run_cli(tls_server.url_for("/s"))
+    assert result.returncode == 1
+    line = assert_one_error_line(result.stderr)
+    assert "CERTIFICATE_VERIFY_FAILED" in line
+    assert "--cacert FILE" in line
+    assert "-k" in line
+
+
+def test_cacert_trusts_a_private_ca(tls_server: SSEServer, tls: dict[str, Any]) -> None:
+    result = run_cli("--no-reconnect", "--cacert", tls["ca_path"], tls_server.url_for("/s"))
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout)[0]["data"] == "secure"
+
+
+def test_insecure_skips_verification_without_a_warning(tls_server: SSEServer) -> None:
+    result = run_cli("--no-reconnect", "-k", tls_server.url_for("/s"))
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout)[0]["data"] == "secure"
+    assert result.stderr == ""  # no InsecureRequestWarning per connection
+
+
+@pytest.fixture(scope="module")
+def mutual_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A server that requires a client certificate of its CA, and such a certificate."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.configure_trust(context)
+    context.verify_mode = ssl.CERT_REQUIRED
+    client = ca.issue_cert("client@example.com")
+    folder = tmp_path_factory.mktemp("mtls")
+    files = {
+        "ca": folder / "ca.pem",
+        "both": folder / "client.pem",
+        "cert": folder / "client.crt",
+        "key": folder / "client.key",
+    }
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    client.private_key_and_cert_chain_pem.write_to_path(str(files["both"]))
+    files["cert"].write_bytes(b"".join(blob.bytes() for blob in client.cert_chain_pems))
+    client.private_key_pem.write_to_path(str(files["key"]))
+    with SSEServer(ssl_context=context) as server:
+        server.route("/s", server.events([{"data": "mutual"}]))
+        yield {"server": server, **{name: str(path) for name, path in files.items()}}
+
+
+@pytest.mark.parametrize("form", ["FILE", "FILE:KEY"])
+def test_cert_sends_a_client_certificate(mutual_tls: dict[str, Any], form: str) -> None:
+    cert = mutual_tls["both"] if form == "FILE" else f"{mutual_tls['cert']}:{mutual_tls['key']}"
+    url = mutual_tls["server"].url_for("/s")
+    result = run_cli("--no-reconnect", "--cacert", mutual_tls["ca"], "--cert", cert, url)
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout)[0]["data"] == "mutual"
+    refused = run_cli("--no-reconnect", "--cacert", mutual_tls["ca"], url)  # no certificate
+    assert refused.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("flag", "content", "message"),
+    [
+        ("--cacert", None, "--cacert: cannot read"),
+        ("--cacert", b"not a certificate", "--cacert: no CA certificate found"),
+        ("--cert", None, "--cert: cannot read"),
+        ("--cert", b"not a certificate", "--cert: cannot use"),
+    ],
+)
+def test_unusable_tls_files_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, content: bytes | None,
+    message: str,
+) -> None:
+    path = tmp_path / "file.pem"
+    if content is not None:
+        path.write_bytes(content)
+    assert main([flag, str(path), "https://127.0.0.1:1/s"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_proxy_flag_sends_requests_through_the_proxy(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "proxied"}]))
+    with ForwardProxy() as proxy:
+        address = proxy.url.split("://")[1]  # no scheme: http:// is assumed, as in curl
+        result = run_cli("-v", "--no-reconnect", "--proxy", f"u:p%40ss@{address}",
+                         sse_server.url_for("/s"))
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout)[0]["data"] == "proxied"
+    assert proxy.request_lines == [f"GET {sse_server.url_for('/s')} HTTP/1.1"]
+    assert proxy.proxy_authorizations == ["Basic " + base64.b64encode(b"u:p@ss").decode()]
+    assert f"using the proxy http://***@{address} (from --proxy)" in result.stderr
+    assert "p%40ss" not in result.stderr
+
+
+@pytest.mark.parametrize("variable", ["https_proxy", "HTTPS_PROXY"])
+def test_https_proxy_from_the_environment_tunnels(
+    tls_server: SSEServer, tls: dict[str, Any], variable: str
+) -> None:
+    with ForwardProxy() as proxy:
+        result = run_cli("--no-reconnect", "--cacert", tls["ca_path"], tls_server.url_for("/s"),
+                         env={variable: proxy.url})
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout)[0]["data"] == "secure"
+    assert [line.rsplit(" ", 1)[0] for line in proxy.request_lines] == [
+        f"CONNECT 127.0.0.1:{tls_server.port}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "proxied"),
+    [
+        ({"http_proxy": "{proxy}"}, True),
+        ({"HTTP_PROXY": "{proxy}"}, True),
+        # In a CGI script HTTP_PROXY may come from a request's Proxy: header.
+        ({"HTTP_PROXY": "{proxy}", "REQUEST_METHOD": "GET"}, False),
+        ({"http_proxy": "{proxy}", "REQUEST_METHOD": "GET"}, True),
+        ({"https_proxy": "{proxy}"}, False),  # for https:// URLs only
+        ({"http_proxy": "{proxy}", "no_proxy": "127.0.0.1"}, False),
+        ({"http_proxy": "{proxy}", "NO_PROXY": "localhost,127.0.0.0/8"}, False),
+        ({"http_proxy": "{proxy}", "NO_PROXY": "*"}, False),
+        ({"http_proxy": "{proxy}", "no_proxy": "example.com"}, True),
+        ({"http_proxy": "{proxy}", "no_proxy": "", "NO_PROXY": "127.0.0.1"}, False),
+    ],
+)
+def test_http_proxy_from_the_environment_as_curl_reads_it(
+    sse_server: SSEServer, env: dict[str, str], proxied: bool
+) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "x"}]))
+    with ForwardProxy() as proxy:
+        filled = {name: value.format(proxy=proxy.url) for name, value in env.items()}
+        result = run_cli("--no-reconnect", sse_server.url_for("/s"), env=filled)
+    assert result.returncode == 0, result.stderr
+    assert len(proxy.request_lines) == (1 if proxied else 0)
+
+
+@pytest.mark.parametrize(
+    ("given", "env", "proxied"),
+    [
+        ("", {"http_proxy": "{closed}"}, False),  # --proxy '': none, whatever the environment
+        ("{proxy}", {"http_proxy": "{closed}"}, True),  # --proxy wins over the environment
+        ("{proxy}", {"no_proxy": "127.0.0.1"}, False),  # no_proxy applies to --proxy too
+    ],
+)
+def test_proxy_flag_and_the_environment(
+    sse_server: SSEServer, given: str, env: dict[str, str], proxied: bool
+) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "x"}]))
+    closed = f"http://127.0.0.1:{closed_port()}"
+    with ForwardProxy() as proxy:
+        fill = {"proxy": proxy.url, "closed": closed}
+        filled = {name: value.format(**fill) for name, value in env.items()}
+        result = run_cli("--no-reconnect", "--proxy", given.format(**fill),
+                         sse_server.url_for("/s"), env=filled)
+    assert result.returncode == 0, result.stderr
+    assert len(proxy.request_lines) == (1 if proxied else 0)
+
+
+@pytest.mark.parametrize(
+    ("host", "no_proxy", "bypass"),
+    [
+        ("example.com", "example.com", True),
+        ("www.example.com", "example.com", True),
+        ("www.example.com", ".example.com", True),
+        ("notexample.com", "example.com", False),
+        ("example.com.org", "example.com", False),
+        ("Example.COM", " other.org , EXAMPLE.com ", True),
+        ("example.com", "example.com:8080", True),
+        ("10.1.2.3", "10.0.0.0/8", True),
+        ("11.1.2.3", "10.0.0.0/8", False),
+        ("10.1.2.3", "10.1.2.3", True),
+        ("10.1.2.33", "10.1.2.3", False),
+        ("::1", "::1", True),
+        ("::1", "[::1]", True),
+        ("fd00::5", "fd00::/8", True),
+        ("anything", "*", True),
+        ("anything", "", False),
+        ("anything", ",,", False),
+    ],
+)
+def test_no_proxy_matching(host: str, no_proxy: str, bypass: bool) -> None:
+    netloc = f"[{host}]" if ":" in host else host
+    proxy, origin = proxy_for(f"http://{netloc}/", "http://proxy:3128", {"no_proxy": no_proxy})
+    assert (proxy is None) == bypass
+    assert origin == ("no_proxy" if bypass else "--proxy")
+
+
+def test_invalid_proxy_from_the_environment_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:s3cret@proxy:31280x")
+    assert main(["https://example.com/s"]) == 2
+    err = capsys.readouterr().err
+    assert "ssesync: error: HTTPS_PROXY: invalid proxy URL http://***@proxy:31280x" in err
+    assert "s3cret" not in err
 
 
 # -- errors ---------------------------------------------------------------------------

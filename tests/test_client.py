@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import requests
 import responses
-import trustme
 import urllib3
 
 from ssesync import (
@@ -342,24 +341,6 @@ def test_requests_session_latency_event_before_more_bytes(sse_server: SSEServer)
 
 
 # -- TLS ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_context)
-    ca_path = tmp_path_factory.mktemp("tls") / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    return {"ca": ca, "server_context": server_context, "ca_path": str(ca_path)}
-
-
-@pytest.fixture
-def tls_server(tls: dict[str, Any]) -> Iterator[SSEServer]:
-    with SSEServer(ssl_context=tls["server_context"]) as server:
-        server.route("/s", server.events([{"data": "secure"}]))
-        yield server
 
 
 def test_tls_verification_is_on_by_default(tls_server: SSEServer) -> None:
