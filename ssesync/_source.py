@@ -717,9 +717,9 @@ class EventSource:
                         f"the server ended the stream of {redact_url(self.url)}",
                         url=redact_url(self.url),
                     )
-                    self._after_failure(error, level=logging.INFO)
+                    self._after_failure(error, level=logging.INFO, opened=True)
                 else:
-                    self._after_failure(error)
+                    self._after_failure(error, opened=True)
         finally:
             self._finalize()
 
@@ -813,16 +813,21 @@ class EventSource:
             return True
         return False
 
-    def _after_failure(self, error: SSEError, level: int = logging.WARNING) -> None:
-        """Report ``error``, then wait before the next attempt or end the source."""
+    def _after_failure(
+        self, error: SSEError, level: int = logging.WARNING, opened: bool = False
+    ) -> None:
+        """Report ``error``, then wait before the next attempt or end the source.
+
+        :param opened: the error ended a stream that had been opened, rather
+            than an attempt to open one.
+        """
         retryable = self._reconnect and getattr(error, "retryable", True)
         if not retryable:
             self._fail(error)
-        delay = self._backoff.next_delay(getattr(error, "retry_after", None))
+        delay = self._backoff.next_delay(getattr(error, "retry_after", None), opened=opened)
         if self._backoff.exhausted:
-            attempts = self._backoff.attempts - 1
             give_up = SSEConnectionError(
-                f"gave up after {attempts} failed reconnect attempt(s): {error}",
+                f"gave up {self._backoff.summary()}: {error}",
                 status=getattr(error, "status", None),
                 url=redact_url(self.url),
                 retryable=False,

@@ -393,6 +393,28 @@ def test_first_connection_is_retried_when_max_retries_is_given(sse_server: SSESe
     assert sse_server.connection_count == 2
 
 
+def test_giving_up_counts_and_words_the_attempts(sse_server: SSEServer) -> None:
+    sse_server.route(
+        "/s",
+        sse_server.events([{"data": "a", "id": "1"}], then="drop"),
+        sse_server.events([], then="stall"),  # connects, then times out
+        sse_server.status(503),
+    )
+    url = sse_server.url_for("/s")
+    result = run_cli("--max-retries", "1", "--timeout", "0.3", "--retry-delay", "0", url)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith(
+        "ssesync: error: gave up after 1 reconnect attempt that opened the stream but "
+        "delivered no event: read timed out on "
+    )
+    # The route now answers 503: a first connection that fails, retried twice.
+    result = run_cli("--max-retries", "2", "--retry-delay", "0", url)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"ssesync: error: gave up after 2 failed retries: HTTP 503 from {url}"
+    )
+
+
 def test_read_timeout_without_reconnect_is_an_error(sse_server: SSEServer) -> None:
     sse_server.route("/s", sse_server.events([{"data": "x"}], then="stall"))
     result = run_cli("--no-reconnect", "--timeout", "0.3", sse_server.url_for("/s"))
