@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Callable, Optional
 
 import pytest
 import trustme
 from hypothesis import settings
 
+from ssesync.cli import main
 from ssesync.testing import SSEServer
-from tests.helpers import reader_threads, settle
+from tests.helpers import PROXY_VARIABLES, reader_threads, settle
 
 # CI runs a fixed set of examples so a run is reproducible; local runs explore.
 settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -45,6 +46,30 @@ def tls_server(tls: dict[str, Any]) -> Iterator[SSEServer]:
     with SSEServer(ssl_context=tls["server_context"]) as server:
         server.route("/s", server.events([{"data": "secure"}]))
         yield server
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, str, str]]:
+    """Run the command line in this process: ``cli(*args, env={...})`` -> (status, out, err).
+
+    Much cheaper than a child process, for tests about what the command does
+    rather than how a process behaves; the machine's proxy settings are left
+    out of the environment, ``env`` adds variables.
+    """
+
+    def run(*args: str, env: Optional[Mapping[str, str]] = None) -> tuple[int, str, str]:
+        for name in PROXY_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        status = main(list(args))
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 import pytest
 import trustme
@@ -36,6 +36,8 @@ from ssesync.testing import SSEServer, StreamConnection
 from tests.forward_proxy import ForwardProxy
 from tests.helpers import CLI, ROOT, WAIT, RawServer, cli_env, closed_port, run_cli
 
+#: The ``cli`` fixture: runs the command in this process, returns (status, out, err).
+Cli = Callable[..., tuple[int, str, str]]
 #: The longest any single command may take before the test gives up on it.
 TIMEOUT = WAIT
 #: How long to wait for one line of output that should come at once.
@@ -393,7 +395,7 @@ def test_first_connection_is_retried_when_max_retries_is_given(sse_server: SSESe
     assert sse_server.connection_count == 2
 
 
-def test_giving_up_counts_and_words_the_attempts(sse_server: SSEServer) -> None:
+def test_giving_up_counts_and_words_the_attempts(cli: Cli, sse_server: SSEServer) -> None:
     sse_server.route(
         "/s",
         sse_server.events([{"data": "a", "id": "1"}], then="drop"),
@@ -401,16 +403,16 @@ def test_giving_up_counts_and_words_the_attempts(sse_server: SSEServer) -> None:
         sse_server.status(503),
     )
     url = sse_server.url_for("/s")
-    result = run_cli("--max-retries", "1", "--timeout", "0.3", "--retry-delay", "0", url)
-    assert result.returncode == 1
-    assert result.stderr.splitlines()[-1].startswith(
+    status, _out, err = cli("--max-retries", "1", "--timeout", "0.3", "--retry-delay", "0", url)
+    assert status == 1
+    assert err.splitlines()[-1].startswith(
         "ssesync: error: gave up after 1 reconnect attempt that opened the stream but "
         "delivered no event: read timed out on "
     )
     # The route now answers 503: a first connection that fails, retried twice.
-    result = run_cli("--max-retries", "2", "--retry-delay", "0", url)
-    assert result.returncode == 1
-    assert result.stderr.splitlines()[-1] == (
+    status, _out, err = cli("--max-retries", "2", "--retry-delay", "0", url)
+    assert status == 1
+    assert err.splitlines()[-1] == (
         f"ssesync: error: gave up after 2 failed retries: HTTP 503 from {url}"
     )
 
@@ -425,26 +427,26 @@ def test_read_timeout_without_reconnect_is_an_error(sse_server: SSEServer) -> No
 # -- TLS and proxies ----------------------------------------------------------------
 
 
-def test_an_untrusted_certificate_fails_with_a_hint(tls_server: SSEServer) -> None:
-    result = run_cli(tls_server.url_for("/s"))
-    assert result.returncode == 1
-    line = assert_one_error_line(result.stderr)
+def test_an_untrusted_certificate_fails_with_a_hint(cli: Cli, tls_server: SSEServer) -> None:
+    status, _out, err = cli(tls_server.url_for("/s"))
+    assert status == 1
+    line = assert_one_error_line(err)
     assert "CERTIFICATE_VERIFY_FAILED" in line
     assert "--cacert FILE" in line
     assert "-k" in line
 
 
-def test_cacert_trusts_a_private_ca(tls_server: SSEServer, tls: dict[str, Any]) -> None:
-    result = run_cli("--no-reconnect", "--cacert", tls["ca_path"], tls_server.url_for("/s"))
-    assert result.returncode == 0, result.stderr
-    assert json_lines(result.stdout)[0]["data"] == "secure"
+def test_cacert_trusts_a_private_ca(cli: Cli, tls_server: SSEServer, tls: dict[str, Any]) -> None:
+    status, out, err = cli("--no-reconnect", "--cacert", tls["ca_path"], tls_server.url_for("/s"))
+    assert status == 0, err
+    assert json_lines(out)[0]["data"] == "secure"
 
 
-def test_insecure_skips_verification_without_a_warning(tls_server: SSEServer) -> None:
-    result = run_cli("--no-reconnect", "-k", tls_server.url_for("/s"))
-    assert result.returncode == 0, result.stderr
-    assert json_lines(result.stdout)[0]["data"] == "secure"
-    assert result.stderr == ""  # no InsecureRequestWarning per connection
+def test_insecure_skips_verification_without_a_warning(cli: Cli, tls_server: SSEServer) -> None:
+    status, out, err = cli("--no-reconnect", "-k", tls_server.url_for("/s"))
+    assert status == 0, err
+    assert json_lines(out)[0]["data"] == "secure"
+    assert err == ""  # no InsecureRequestWarning per connection
 
 
 @pytest.fixture(scope="module")
@@ -473,14 +475,14 @@ def mutual_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
 
 
 @pytest.mark.parametrize("form", ["FILE", "FILE:KEY"])
-def test_cert_sends_a_client_certificate(mutual_tls: dict[str, Any], form: str) -> None:
+def test_cert_sends_a_client_certificate(cli: Cli, mutual_tls: dict[str, Any], form: str) -> None:
     cert = mutual_tls["both"] if form == "FILE" else f"{mutual_tls['cert']}:{mutual_tls['key']}"
     url = mutual_tls["server"].url_for("/s")
-    result = run_cli("--no-reconnect", "--cacert", mutual_tls["ca"], "--cert", cert, url)
-    assert result.returncode == 0, result.stderr
-    assert json_lines(result.stdout)[0]["data"] == "mutual"
-    refused = run_cli("--no-reconnect", "--cacert", mutual_tls["ca"], url)  # no certificate
-    assert refused.returncode == 1
+    status, out, err = cli("--no-reconnect", "--cacert", mutual_tls["ca"], "--cert", cert, url)
+    assert status == 0, err
+    assert json_lines(out)[0]["data"] == "mutual"
+    refused, _, _ = cli("--no-reconnect", "--cacert", mutual_tls["ca"], url)  # no certificate
+    assert refused == 1
 
 
 @pytest.mark.parametrize(
@@ -503,29 +505,32 @@ def test_unusable_tls_files_are_usage_errors(
     assert message in capsys.readouterr().err
 
 
-def test_proxy_flag_sends_requests_through_the_proxy(sse_server: SSEServer) -> None:
+def test_proxy_flag_sends_requests_through_the_proxy(cli: Cli, sse_server: SSEServer) -> None:
     sse_server.route("/s", sse_server.events([{"data": "proxied"}]))
     with ForwardProxy() as proxy:
         address = proxy.url.split("://")[1]  # no scheme: http:// is assumed, as in curl
-        result = run_cli("-v", "--no-reconnect", "--proxy", f"u:p%40ss@{address}",
-                         sse_server.url_for("/s"))
-    assert result.returncode == 0, result.stderr
-    assert json_lines(result.stdout)[0]["data"] == "proxied"
+        status, out, err = cli(
+            "-v", "--no-reconnect", "--proxy", f"u:p%40ss@{address}", sse_server.url_for("/s")
+        )
+    assert status == 0, err
+    assert json_lines(out)[0]["data"] == "proxied"
     assert proxy.request_lines == [f"GET {sse_server.url_for('/s')} HTTP/1.1"]
     assert proxy.proxy_authorizations == ["Basic " + base64.b64encode(b"u:p@ss").decode()]
-    assert f"using the proxy http://***@{address} (from --proxy)" in result.stderr
-    assert "p%40ss" not in result.stderr
+    assert f"using the proxy http://***@{address} (from --proxy)" in err
+    assert "p%40ss" not in err
 
 
 @pytest.mark.parametrize("variable", ["https_proxy", "HTTPS_PROXY"])
 def test_https_proxy_from_the_environment_tunnels(
-    tls_server: SSEServer, tls: dict[str, Any], variable: str
+    cli: Cli, tls_server: SSEServer, tls: dict[str, Any], variable: str
 ) -> None:
+    url = tls_server.url_for("/s")
     with ForwardProxy() as proxy:
-        result = run_cli("--no-reconnect", "--cacert", tls["ca_path"], tls_server.url_for("/s"),
-                         env={variable: proxy.url})
-    assert result.returncode == 0, result.stderr
-    assert json_lines(result.stdout)[0]["data"] == "secure"
+        status, out, err = cli(
+            "--no-reconnect", "--cacert", tls["ca_path"], url, env={variable: proxy.url}
+        )
+    assert status == 0, err
+    assert json_lines(out)[0]["data"] == "secure"
     assert [line.rsplit(" ", 1)[0] for line in proxy.request_lines] == [
         f"CONNECT 127.0.0.1:{tls_server.port}"
     ]
@@ -535,49 +540,68 @@ def test_https_proxy_from_the_environment_tunnels(
     ("env", "proxied"),
     [
         ({"http_proxy": "{proxy}"}, True),
-        ({"HTTP_PROXY": "{proxy}"}, True),
-        # In a CGI script HTTP_PROXY may come from a request's Proxy: header.
-        ({"HTTP_PROXY": "{proxy}", "REQUEST_METHOD": "GET"}, False),
-        ({"http_proxy": "{proxy}", "REQUEST_METHOD": "GET"}, True),
-        ({"https_proxy": "{proxy}"}, False),  # for https:// URLs only
-        ({"http_proxy": "{proxy}", "no_proxy": "127.0.0.1"}, False),
         ({"http_proxy": "{proxy}", "NO_PROXY": "localhost,127.0.0.0/8"}, False),
-        ({"http_proxy": "{proxy}", "NO_PROXY": "*"}, False),
-        ({"http_proxy": "{proxy}", "no_proxy": "example.com"}, True),
-        ({"http_proxy": "{proxy}", "no_proxy": "", "NO_PROXY": "127.0.0.1"}, False),
     ],
 )
-def test_http_proxy_from_the_environment_as_curl_reads_it(
-    sse_server: SSEServer, env: dict[str, str], proxied: bool
+def test_http_proxy_from_the_environment(
+    cli: Cli, sse_server: SSEServer, env: dict[str, str], proxied: bool
 ) -> None:
     sse_server.route("/s", sse_server.events([{"data": "x"}]))
     with ForwardProxy() as proxy:
         filled = {name: value.format(proxy=proxy.url) for name, value in env.items()}
-        result = run_cli("--no-reconnect", sse_server.url_for("/s"), env=filled)
-    assert result.returncode == 0, result.stderr
+        status, _out, err = cli("-v", "--no-reconnect", sse_server.url_for("/s"), env=filled)
+    assert status == 0, err
     assert len(proxy.request_lines) == (1 if proxied else 0)
+    if proxied:
+        assert f"using the proxy {proxy.url} (from http_proxy)" in err
+    else:
+        assert "no proxy for this host (NO_PROXY)" in err
+
+
+P = "http://proxy:3128"
 
 
 @pytest.mark.parametrize(
-    ("given", "env", "proxied"),
+    ("url", "given", "env", "chosen"),
     [
-        ("", {"http_proxy": "{closed}"}, False),  # --proxy '': none, whatever the environment
-        ("{proxy}", {"http_proxy": "{closed}"}, True),  # --proxy wins over the environment
-        ("{proxy}", {"no_proxy": "127.0.0.1"}, False),  # no_proxy applies to --proxy too
+        ("http://h/", None, {"http_proxy": P}, (P, "http_proxy")),
+        ("http://h/", None, {"HTTP_PROXY": P}, (P, "HTTP_PROXY")),
+        ("http://h/", None, {"http_proxy": P, "HTTP_PROXY": "http://other:1"}, (P, "http_proxy")),
+        # In a CGI script HTTP_PROXY may come from a request's Proxy: header.
+        ("http://h/", None, {"HTTP_PROXY": P, "REQUEST_METHOD": "GET"}, (None, "http_proxy")),
+        ("http://h/", None, {"http_proxy": P, "REQUEST_METHOD": "GET"}, (P, "http_proxy")),
+        ("http://h/", None, {"https_proxy": P}, (None, "HTTP_PROXY")),  # for https:// only
+        ("https://h/", None, {"https_proxy": P}, (P, "https_proxy")),
+        ("https://h/", None, {"HTTPS_PROXY": P}, (P, "HTTPS_PROXY")),
+        ("https://h/", None, {"https_proxy": P, "HTTPS_PROXY": "http://other:1"},
+         (P, "https_proxy")),
+        ("https://h/", None, {"http_proxy": P}, (None, "HTTPS_PROXY")),
+        ("HTTPS://h/", None, {"https_proxy": P}, (P, "https_proxy")),
+        ("http://h/", None, {"http_proxy": "proxy:3128"}, (P, "http_proxy")),  # http:// assumed
+        ("http://h/", None, {"http_proxy": P, "no_proxy": "h"}, (None, "no_proxy")),
+        ("http://h/", None, {"http_proxy": P, "NO_PROXY": "h"}, (None, "NO_PROXY")),
+        ("http://h/", None, {"http_proxy": P, "no_proxy": "", "NO_PROXY": "h"},
+         (None, "NO_PROXY")),
+        ("http://h/", None, {"http_proxy": P, "no_proxy": "other"}, (P, "http_proxy")),
+        ("http://h/", "http://given:1", {"http_proxy": P}, ("http://given:1", "--proxy")),
+        ("http://h/", "", {"http_proxy": P}, (None, "--proxy")),  # --proxy '': none
+        # no_proxy applies to --proxy too, as in curl.
+        ("http://h/", "http://given:1", {"no_proxy": "*"}, (None, "no_proxy")),
     ],
 )
-def test_proxy_flag_and_the_environment(
-    sse_server: SSEServer, given: str, env: dict[str, str], proxied: bool
+def test_proxy_choice_follows_curl(
+    url: str, given: str | None, env: dict[str, str], chosen: tuple[str | None, str]
 ) -> None:
+    assert proxy_for(url, given, env) == chosen
+
+
+def test_proxy_flag_empty_ignores_the_environment(cli: Cli, sse_server: SSEServer) -> None:
     sse_server.route("/s", sse_server.events([{"data": "x"}]))
-    closed = f"http://127.0.0.1:{closed_port()}"
-    with ForwardProxy() as proxy:
-        fill = {"proxy": proxy.url, "closed": closed}
-        filled = {name: value.format(**fill) for name, value in env.items()}
-        result = run_cli("--no-reconnect", "--proxy", given.format(**fill),
-                         sse_server.url_for("/s"), env=filled)
-    assert result.returncode == 0, result.stderr
-    assert len(proxy.request_lines) == (1 if proxied else 0)
+    closed = f"http://127.0.0.1:{closed_port()}"  # would fail if it were used
+    status, _out, err = cli(
+        "--no-reconnect", "--proxy", "", sse_server.url_for("/s"), env={"http_proxy": closed}
+    )
+    assert status == 0, err
 
 
 @pytest.mark.parametrize(

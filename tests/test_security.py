@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import requests
@@ -412,27 +412,32 @@ def test_cli_never_prints_credentials_even_with_debug_logging(sse_server: SSESer
 
 
 @pytest.mark.parametrize("case", list(LEAK_CASES))
-def test_cli_never_prints_a_secret_from_backend_text(sse_server: SSEServer, case: str) -> None:
+def test_cli_never_prints_a_secret_from_backend_text(
+    sse_server: SSEServer, cli: Callable[..., tuple[int, str, str]], case: str
+) -> None:
     url, options = _leak_case(sse_server, case)
     args = ["-vv", "--no-reconnect"]
     for name, value in options.get("headers", {}).items():
         args += ["-H", f"{name}: {value}"]
     if "proxy" in options:
         args += ["--proxy", options["proxy"]]
-    result = run_cli(*args, url)
+    status, out, err = cli(*args, url)
     if case != "header-with-leading-space":
-        assert result.returncode in (1, 2)
-        assert "ssesync: error: " in result.stderr
-    assert_no_secret(result.stdout + result.stderr)
+        assert status in (1, 2)
+        assert "ssesync: error: " in err
+    assert_no_secret(out + err)
 
 
-@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy"])
-@pytest.mark.parametrize("target", ["127.0.0.1:{closed}", "127.0.0.1:99999", "127.0.0.1:80x"])
+@pytest.mark.parametrize(
+    ("variable", "target"),
+    [("HTTPS_PROXY", "127.0.0.1:{closed}"), ("https_proxy", "127.0.0.1:99999"),
+     ("HTTPS_PROXY", "127.0.0.1:80x")],
+)
 def test_cli_never_prints_the_password_of_a_proxy_from_the_environment(
-    variable: str, target: str
+    cli: Callable[..., tuple[int, str, str]], variable: str, target: str
 ) -> None:
     proxy = _proxy(target.format(closed=closed_port()))
-    result = run_cli("-vv", "https://127.0.0.1:1/s", env={variable: proxy})
-    assert result.returncode in (1, 2)
-    assert "ssesync: error: " in result.stderr
-    assert_no_secret(result.stdout + result.stderr)
+    status, out, err = cli("-vv", "https://127.0.0.1:1/s", env={variable: proxy})
+    assert status in (1, 2)
+    assert "ssesync: error: " in err
+    assert_no_secret(out + err)
