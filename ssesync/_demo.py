@@ -61,8 +61,10 @@ _DROP_AFTER = 4
 
 
 def _say(text: str) -> None:
-    """One narration line on stderr (escaped, as all the command prints); the demo
-    goes on if stderr is gone."""
+    """One narration line on stderr, escaped like all the command prints.
+
+    The demo goes on if stderr is gone.
+    """
     try:
         print(f"# {visible(text)}", file=sys.stderr, flush=True)
     except (OSError, ValueError):

@@ -91,10 +91,11 @@ class Backoff:
             noun, nouns = "retry", "retries"
         if retries <= 0:
             return f"without a {noun} (max_retries={self.max_retries})"
-        counted = f"{retries} {noun if retries == 1 else nouns}"
+        word = noun if retries == 1 else nouns
+        counted = f"{retries} {word}"
         opened, failed = self.opened_retries, retries - self.opened_retries
         if not opened:
-            return f"after {retries} failed {noun if retries == 1 else nouns}"
+            return f"after {retries} failed {word}"
         if not failed:
             return f"after {counted} that opened the stream but delivered no event"
         return (

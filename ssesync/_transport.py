@@ -10,7 +10,7 @@ Backend exceptions are translated in exactly one function per backend
 Redaction. A backend's own text quotes whatever it was given: urllib3 and
 requests put the whole URL in a parse error (user-info, ``?token=``), a
 redirect's ``Location`` in theirs, requests a header value it refused. Every
-translated error passes through :func:`_presentable`, the one place where
+translated error passes through :func:`presentable_error`, the one place where
 such text is made safe to show: user-info and credential query values
 become ``***`` (:func:`redact_url`, :func:`redact_text`), so do the request's
 own secrets wherever they appear, control characters from a server are
@@ -76,6 +76,7 @@ __all__ = [
     "body_reader",
     "check_response",
     "invalid_target_error",
+    "presentable_error",
     "proxy_settings",
     "redact_text",
     "redact_url",

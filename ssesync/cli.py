@@ -356,7 +356,9 @@ def _tls_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> d
     before the first request, where it can be reported as the mistake it is.
     """
     options: dict[str, Any] = {}
-    context = ssl.create_default_context()
+    if args.cacert is None and args.cert is None:
+        return {"verify": False} if args.insecure else options
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if args.cacert is not None:
         _readable(parser, "--cacert", args.cacert)
         try:

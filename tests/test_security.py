@@ -2,9 +2,11 @@
 
 A server controls the ids that ssesync sends back in ``Last-Event-ID``, and a
 caller controls the ``last_event_id`` option: neither may ever smuggle another
-request header in. Request header values (tokens, cookies) and query strings
-(``?token=``) must never reach a log record, the text of an exception, or the
-command line's stderr, whatever goes wrong along the way.
+request header in. Request header values (tokens, cookies), URL user-info
+(the request's, a redirect target's, a proxy's) and credential query values
+(``?token=``) must never reach a log record, the text or traceback of an
+exception, or the command line's output, whatever goes wrong along the way,
+also where urllib3 or requests quote them in their own messages.
 
 (TLS verification by default and credentials dropped on a redirect to another
 host are tested in ``test_client.py``.)
