@@ -30,6 +30,7 @@ import sys
 
 from ._event import Event
 from ._source import EventSource
+from ._text import visible
 from .cli import _configure_logging, _Policy, _Printer, _run
 from .exceptions import SSEError
 from .testing import EventSpec, SSEServer, StreamConnection
@@ -60,9 +61,12 @@ _DROP_AFTER = 4
 
 
 def _say(text: str) -> None:
-    """One narration line on stderr; the demo goes on if stderr is gone."""
+    """One narration line on stderr, escaped like all the command prints.
+
+    The demo goes on if stderr is gone.
+    """
     try:
-        print(f"# {text}", file=sys.stderr, flush=True)
+        print(f"# {visible(text)}", file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
 

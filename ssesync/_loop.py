@@ -331,8 +331,8 @@ class ReadLoop:
                 log.info("the stream of %s ended", self.url)
                 return self._set(Step.STOP)
             ended = SSEConnectionError(f"the server ended the stream of {self.url}", url=self.url)
-            return self._failure(ended, level=logging.INFO)
-        return self._failure(error)
+            return self._failure(ended, level=logging.INFO, opened=True)
+        return self._failure(error, opened=True)
 
     def waited(self) -> Step:
         """The wait before a reconnect is over (or was cut short)."""
@@ -371,16 +371,20 @@ class ReadLoop:
             return True
         return False
 
-    def _failure(self, error: SSEError, level: int = logging.WARNING) -> Step:
-        """Report ``error``; then wait before the next attempt, or end the source."""
+    def _failure(
+        self, error: SSEError, level: int = logging.WARNING, opened: bool = False
+    ) -> Step:
+        """Report ``error``; then wait before the next attempt, or end the source.
+
+        :param opened: the error ended a stream that had been opened, rather
+            than an attempt to open one (for the wording of a give-up).
+        """
         if not (self.options.reconnect and getattr(error, "retryable", True)):
             return self._fatal(error)
-        delay = self.backoff.next_delay(getattr(error, "retry_after", None))
+        delay = self.backoff.next_delay(getattr(error, "retry_after", None), opened=opened)
         if self.backoff.exhausted:
-            failed = self.backoff.attempts - 1
             give_up = SSEConnectionError(
-                f"gave up after {failed} failed reconnect attempt{'s' if failed != 1 else ''} "
-                f"in a row: {error}",
+                f"gave up {self.backoff.summary()}: {error}",
                 status=getattr(error, "status", None),
                 url=self.url,
                 retryable=False,

@@ -13,6 +13,7 @@ session's own ``verify`` or ``proxies`` are not silently overridden.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from http.client import HTTPException
 from typing import Any, Optional, Union
 
@@ -24,7 +25,10 @@ from ._transport import (
     ResponseStream,
     Stream,
     invalid_target_error,
+    presentable_error,
+    proxy_settings,
     redact_url,
+    request_secrets,
     skip_interim,
     urllib3_error,
 )
@@ -77,7 +81,9 @@ class RequestsTransport:
             self._options["verify"] = verify
         if cert is not None:
             self._options["cert"] = cert
+        self._proxy = proxy
         if proxy is not None:
+            proxy_settings(proxy)  # an unusable proxy URL fails here, as with urllib3
             self._options["proxies"] = {"http": proxy, "https": proxy}
 
     def open(self, request: Request, attempt: Attempt) -> Stream:
@@ -109,11 +115,14 @@ class RequestsTransport:
                 response.reason = response.raw.reason
                 response.headers = requests.structures.CaseInsensitiveDict(response.raw.headers)
         except requests.RequestException as exc:
-            raise requests_error(exc, request.url) from exc
+            error = requests_error(exc, request.url, request_secrets(request, self._proxy))
+            raise error from error.__cause__
         except (u3exc.HTTPError, HTTPException, OSError) as exc:
-            raise urllib3_error(exc, request.url) from exc
+            error = urllib3_error(exc, request.url, request_secrets(request, self._proxy))
+            raise error from error.__cause__
         except ValueError as exc:  # e.g. a redirect to an unparsable Location
-            raise invalid_target_error(request.url) from exc
+            error = invalid_target_error(request.url, exc, request_secrets(request, self._proxy))
+            raise error from error.__cause__
         stream = _RequestsStream(response, request.url, request.reuse_connection)
         attempt.attach_stream(stream)
         return stream
@@ -122,18 +131,41 @@ class RequestsTransport:
         """The session belongs to the caller: it stays open."""
 
 
-def requests_error(exc: requests.RequestException, url: str) -> SSEConnectionError:
-    """Translate a ``requests`` failure into an :class:`SSEConnectionError`."""
+def requests_error(
+    exc: requests.RequestException, url: str, secrets: Iterable[str] = ()
+) -> SSEConnectionError:
+    """Translate a ``requests`` failure into a presentable :class:`SSEConnectionError`.
+
+    Raise the result ``from error.__cause__``, as :func:`~ssesync._transport.urllib3_error`'s.
+    """
     where = redact_url(url)
+    error: SSEConnectionError
+    cause: Optional[BaseException] = exc
     if isinstance(exc, requests.TooManyRedirects):
-        return SSEConnectionError(f"too many redirects for {where}", url=where, retryable=False)
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)):
-        return SSEConnectionError(f"invalid request for {where}: {exc}", url=where,
-                                  retryable=False)
-    inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
-    if isinstance(inner, (u3exc.HTTPError, OSError)):
-        return urllib3_error(inner, url)
-    if isinstance(exc, requests.Timeout):
-        return SSEConnectionError(f"timed out on {where}", url=where)
-    return SSEConnectionError(f"request to {where} failed: {type(exc).__name__}", url=where)
+        error = SSEConnectionError(f"too many redirects for {where}", url=where, retryable=False)
+    elif isinstance(exc, requests.exceptions.InvalidHeader):
+        # requests quotes the refused value, and the session's own headers
+        # (unknown to ssesync) may hold it: say what is wrong, not what, and
+        # leave the quoting exception out of the chain.
+        cause = None
+        error = SSEConnectionError(
+            f"invalid request for {where}: a header value has leading whitespace "
+            "or a character HTTP does not allow",
+            url=where,
+            retryable=False,
+        )
+    elif isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                          requests.exceptions.InvalidSchema)):
+        error = SSEConnectionError(f"invalid request for {where}: {exc}", url=where,
+                                   retryable=False)
+    else:
+        inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        if isinstance(inner, (u3exc.HTTPError, OSError)):
+            return urllib3_error(inner, url, secrets)
+        if isinstance(exc, requests.Timeout):
+            error = SSEConnectionError(f"timed out on {where}", url=where)
+        else:
+            error = SSEConnectionError(
+                f"request to {where} failed: {type(exc).__name__}", url=where
+            )
+    return presentable_error(error, cause, url, secrets)

@@ -62,7 +62,15 @@ class Backoff:
         self.base_ms = float(retry_delay)
         self.max_ms = float(max_retry_delay)
         self.max_retries = max_retries
+        #: Failures counted since the last healthy connection: the first is
+        #: the stream that ended (or the first connection that failed), each
+        #: further one an attempt to connect again.
         self.attempts = 0
+        #: Whether that first failure was of a stream that had been opened.
+        self.first_opened = False
+        #: How many of the further attempts opened the stream, then ended
+        #: before it proved healthy (the others failed to open it).
+        self.opened_retries = 0
         self._random = random
 
     def set_server_delay(self, ms: int) -> None:
@@ -72,18 +80,52 @@ class Backoff:
     def reset(self) -> None:
         """A connection proved healthy: the next reconnect waits the base delay."""
         self.attempts = 0
+        self.opened_retries = 0
+
+    def summary(self) -> str:
+        """The attempts after the first failure, in words: "after 2 failed retries".
+
+        They are reconnect attempts when the first failure was an opened
+        stream ending, retries (of the first connection) otherwise; each
+        either failed to open the stream, or opened it and then ended before
+        it delivered an event or stayed open long enough to count as healthy.
+        """
+        retries = self.attempts - 1
+        if self.first_opened:
+            noun, nouns = "reconnect attempt", "reconnect attempts"
+        else:
+            noun, nouns = "retry", "retries"
+        if retries <= 0:
+            return f"without a {noun} (max_retries={self.max_retries})"
+        word = noun if retries == 1 else nouns
+        counted = f"{retries} {word}"
+        opened, failed = self.opened_retries, retries - self.opened_retries
+        if not opened:
+            return f"after {retries} failed {word}"
+        if not failed:
+            return f"after {counted} that opened the stream but delivered no event"
+        return (
+            f"after {counted} ({failed} failed, "
+            f"{opened} opened the stream but delivered no event)"
+        )
 
     @property
     def exhausted(self) -> bool:
         """Whether the attempts counted so far exceed ``max_retries``."""
         return self.max_retries is not None and self.attempts > self.max_retries
 
-    def next_delay(self, retry_after: Optional[float] = None) -> float:
-        """Count one more attempt and return the seconds to wait before it.
+    def next_delay(self, retry_after: Optional[float] = None, *, opened: bool = False) -> float:
+        """Count one more failure and return the seconds to wait before the next attempt.
 
         :param retry_after: seconds from the server's ``Retry-After``, if any.
+        :param opened: the failure is of a stream that had been opened (it
+            ended or broke), not of an attempt to open one.
         """
         self.attempts += 1
+        if self.attempts == 1:
+            self.first_opened = opened
+        elif opened:
+            self.opened_retries += 1
         floor = self.base_ms
         if self.attempts == 1:
             # The first reconnect: the reconnection time plus up to half of it.

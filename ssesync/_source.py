@@ -100,7 +100,8 @@ class EventSource:
     :param verify: verify TLS certificates (``True``), don't (``False``), or
         the path of a CA bundle to verify with.
     :param cert: a client certificate: a PEM path, or ``(cert, key)`` paths.
-    :param proxy: an HTTP(S) proxy URL.
+    :param proxy: an HTTP(S) proxy URL; credentials in it are sent as
+        ``Proxy-Authorization``. The environment (``HTTPS_PROXY``) is not read.
     :param ca_certs: a CA bundle path.
     :param ssl_context: an :class:`ssl.SSLContext` to use as it is.
     :param dispatcher: a callable that receives a zero-argument function for

@@ -7,6 +7,16 @@ which applies the status and content-type rules that every backend shares.
 Backend exceptions are translated in exactly one function per backend
 (:func:`urllib3_error` here); nothing else in ssesync catches them.
 
+Redaction. A backend's own text quotes whatever it was given: urllib3 and
+requests put the whole URL in a parse error (user-info, ``?token=``), a
+redirect's ``Location`` in theirs, requests a header value it refused. Every
+translated error passes through :func:`presentable_error`, the one place where
+such text is made safe to show: user-info and credential query values
+become ``***`` (:func:`redact_url`, :func:`redact_text`), so do the request's
+own secrets wherever they appear, control characters from a server are
+escaped, and a cause chain that would still print a secret in a traceback is
+left off. Messages ssesync writes itself name URLs through :func:`redact_url`.
+
 Aborting from another thread. ``close()`` and ``reconnect()`` must unblock a
 read even when the server is silent, and also a connection attempt that is
 still connecting, shaking hands over TLS or waiting for the response headers.
@@ -38,11 +48,11 @@ import ssl
 import struct
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http.client import HTTPException, HTTPResponse, IncompleteRead
 from typing import Any, Callable, Optional, Protocol, Union
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, unquote_plus, urljoin, urlsplit
 
 import urllib3
 from urllib3 import HTTPHeaderDict
@@ -54,6 +64,7 @@ from urllib3.util.retry import Retry
 
 from ._chunked import ChunkedDecoder, ChunkedEncodingError
 from ._retry import parse_retry_after
+from ._text import visible
 from .exceptions import SSEConnectionError
 
 __all__ = [
@@ -68,7 +79,11 @@ __all__ = [
     "check_response",
     "invalid_target_error",
     "open_transport",
+    "presentable_error",
+    "proxy_settings",
+    "redact_text",
     "redact_url",
+    "request_secrets",
 ]
 
 log = logging.getLogger("ssesync")
@@ -454,9 +469,12 @@ def build_pool_manager(
         ``False`` to skip verification, or the path of a CA bundle.
     :param cert: a client certificate: a path to a PEM file with the key, or a
         ``(cert, key)`` pair of paths.
-    :param proxy: an ``http://`` or ``https://`` proxy URL.
+    :param proxy: an ``http://`` or ``https://`` proxy URL; user-info in it
+        (``http://user:password@proxy:3128``) is sent as ``Proxy-Authorization``.
     :param ca_certs: a CA bundle path (the same as a path given as ``verify``).
     :param ssl_context: an :class:`ssl.SSLContext` to use as it is.
+    :raises ValueError: for a proxy URL that cannot be used (its message
+        never shows the proxy's credentials).
     """
     kwargs: dict[str, Any] = {"maxsize": maxsize, "block": False}
     if ssl_context is not None:
@@ -476,11 +494,38 @@ def build_pool_manager(
             kwargs["cert_file"], kwargs["key_file"] = cert
     manager: urllib3.PoolManager
     if proxy is not None:
-        manager = urllib3.ProxyManager(proxy, **kwargs)
+        proxy_url, proxy_headers = proxy_settings(proxy)
+        manager = urllib3.ProxyManager(proxy_url, proxy_headers=proxy_headers, **kwargs)
     else:
         manager = urllib3.PoolManager(**kwargs)
     manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
     return manager
+
+
+def proxy_settings(proxy: str) -> tuple[str, Optional[dict[str, str]]]:
+    """A proxy URL without its user-info, and the ``Proxy-Authorization`` made of it.
+
+    urllib3's :class:`~urllib3.ProxyManager` ignores credentials in the URL,
+    where users (and ``HTTPS_PROXY``) put them. An unusable URL — a typo in
+    the port, a scheme urllib3 cannot proxy through — raises
+    :class:`ValueError` at once, with the credentials left out.
+    """
+    try:
+        parsed = urllib3.util.parse_url(proxy)
+        if parsed.scheme not in ("http", "https"):
+            scheme = parsed.scheme or "(none)"
+            raise ValueError(f"unsupported scheme {scheme}, expected http:// or https://")
+        if not parsed.host:
+            raise ValueError("no host")
+    except ValueError as exc:  # urllib3's LocationParseError is a ValueError too
+        reason = redact_text(str(exc), _url_secrets(proxy))
+        raise ValueError(f"invalid proxy URL {redact_url(proxy)}: {reason}") from None
+    if parsed.auth is None:
+        return proxy, None
+    user, _, password = parsed.auth.partition(":")
+    credentials = f"{unquote(user)}:{unquote(password)}"
+    headers: dict[str, str] = urllib3.make_headers(proxy_basic_auth=credentials)
+    return parsed._replace(auth=None).url, headers
 
 
 #: Read bodies straight from the connection's socket (see :func:`body_reader`).
@@ -523,7 +568,8 @@ def body_reader(
                 # decode_content: requests opens its responses without it.
                 return read1(READ_SIZE, decode_content=True) or b""
             except (u3exc.HTTPError, HTTPException, OSError) as exc:
-                raise urllib3_error(exc, url) from exc
+                error = urllib3_error(exc, url)
+                raise error from error.__cause__
 
         return read_public
 
@@ -533,7 +579,8 @@ def body_reader(
             try:
                 return body.recv(READ_SIZE)
             except (HTTPException, OSError, ValueError) as exc:
-                raise urllib3_error(exc, url) from exc
+                error = urllib3_error(exc, url)
+                raise error from error.__cause__
 
         return read_until_close
 
@@ -558,7 +605,8 @@ def body_reader(
             log.debug("invalid chunked body: %s", exc)
             raise invalid_chunked_error(url) from exc
         except (HTTPException, OSError, ValueError) as exc:
-            raise urllib3_error(exc, url) from exc
+            error = urllib3_error(exc, url)
+            raise error from error.__cause__
 
     return read_chunked
 
@@ -706,6 +754,7 @@ class Urllib3Transport:
         self, pool_manager: Optional[urllib3.PoolManager] = None, **tls: Any
     ) -> None:
         self._owns_pool = pool_manager is None
+        self._proxy: Optional[str] = tls.get("proxy") if pool_manager is None else None
         self.pool_manager = pool_manager if pool_manager is not None else build_pool_manager(**tls)
         self._retries = Retry(
             total=None,
@@ -734,16 +783,19 @@ class Urllib3Transport:
                 timeout=urllib3.Timeout(connect=connect, read=read),
             )
         except (u3exc.HTTPError, HTTPException, OSError) as exc:
-            raise urllib3_error(exc, request.url) from exc
+            error = urllib3_error(exc, request.url, request_secrets(request, self._proxy))
+            raise error from error.__cause__
         except ValueError as exc:  # e.g. a redirect to an unparsable Location
-            raise invalid_target_error(request.url) from exc
+            error = invalid_target_error(request.url, exc, request_secrets(request, self._proxy))
+            raise error from error.__cause__
         finally:
             _current.attempt = None
         try:
             skip_interim(response)  # a caller's pool: see _FinalResponse
         except (HTTPException, OSError) as exc:
             response.release_conn()
-            raise urllib3_error(exc, request.url) from exc
+            error = urllib3_error(exc, request.url, request_secrets(request, self._proxy))
+            raise error from error.__cause__
         stream = ResponseStream(response, request.url, request.reuse_connection, read)
         attempt.attach_stream(stream)
         return stream
@@ -753,8 +805,20 @@ class Urllib3Transport:
             self.pool_manager.clear()
 
 
-def urllib3_error(exc: BaseException, url: str) -> SSEConnectionError:
-    """Translate a urllib3 / socket failure into an :class:`SSEConnectionError`."""
+def urllib3_error(
+    exc: BaseException, url: str, secrets: Iterable[str] = ()
+) -> SSEConnectionError:
+    """Translate a urllib3 / socket failure into a presentable :class:`SSEConnectionError`.
+
+    Raise the result ``from error.__cause__``: see :func:`presentable_error`.
+
+    :param secrets: the request's own secrets (:func:`request_secrets`).
+    """
+    return presentable_error(_urllib3_error(exc, url), exc, url, secrets)
+
+
+def _urllib3_error(exc: BaseException, url: str) -> SSEConnectionError:
+    """The translation itself; its messages may still quote backend text."""
     where = redact_url(url)
     if isinstance(exc, u3exc.MaxRetryError):
         reason = exc.reason
@@ -765,7 +829,7 @@ def urllib3_error(exc: BaseException, url: str) -> SSEConnectionError:
                 retryable=False,
             )
         if reason is not None:
-            return urllib3_error(reason, url)
+            return _urllib3_error(reason, url)
     # BlockingIOError: the kernel's receive timeout expired (see _SocketBody).
     if isinstance(exc, (u3exc.ReadTimeoutError, socket.timeout, BlockingIOError)):
         return SSEConnectionError(f"read timed out on {where}", url=where)
@@ -818,7 +882,8 @@ def _cause_text(exc: BaseException) -> str:
             return str(item)
         if isinstance(item, OSError) and item.errno is not None:
             return item.strerror or str(item)
-    return str(chain[-1]) or type(chain[-1]).__name__
+    # A status line http.client refused still ends with its CRLF.
+    return str(chain[-1]).strip() or type(chain[-1]).__name__
 
 
 def _is_invalid_chunked(exc: BaseException) -> bool:
@@ -845,16 +910,20 @@ def invalid_chunked_error(url: str) -> SSEConnectionError:
     return SSEConnectionError(f"the server sent an invalid chunked body on {where}", url=where)
 
 
-def invalid_target_error(url: str) -> SSEConnectionError:
+def invalid_target_error(
+    url: str, exc: BaseException, secrets: Iterable[str] = ()
+) -> SSEConnectionError:
     """A request urllib3 or requests refused as malformed, e.g. a bad redirect.
 
     The original message is left out on purpose: http.client quotes the
     offending header value in it, and header values are often credentials.
+    Raise the result ``from error.__cause__``, like :func:`urllib3_error`'s.
     """
     where = redact_url(url)
-    return SSEConnectionError(
+    error = SSEConnectionError(
         f"invalid URL or redirect target while requesting {where}", url=where, retryable=False
     )
+    return presentable_error(error, exc, url, secrets)
 
 
 def check_response(stream: Stream, url: str) -> None:
@@ -947,18 +1016,152 @@ def _split_outside_quotes(value: str) -> list[str]:
     return items
 
 
+# -- redaction (see the module doc) ----------------------------------------------------
+
+#: What a redacted credential is shown as.
+MASK = "***"
+#: Query parameter names that say their value is a credential, also as part of
+#: a longer name (``access_token``, ``X-Amz-Signature``, ``apikey``).
+_CREDENTIAL_NAME = re.compile(
+    r"token|key|secret|pass|pwd|auth|sig|code|cred|sess|jwt|ticket|hmac", re.IGNORECASE
+)
+# A URL as urllib3 parses one: scheme, //authority, path, ?query, #fragment.
+_URL_PARTS = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*:)?(?P<authority>//[^/?#\\]*)?"
+    r"(?P<path>[^?#]*)(?P<query>\?[^#]*)?(?P<fragment>#.*)?",
+    re.DOTALL,
+)
+# URLs inside a message: absolute ones, and a path with a query (urllib3
+# writes "Max retries exceeded with url: /s?token=..."); punctuation that
+# ends a sentence or a clause is not taken as part of the URL.
+_URL_IN_TEXT = re.compile(
+    r"(?:\b[A-Za-z][A-Za-z0-9+.-]*://|(?<![\w/])/[^\s'\"<>`?]*\?)"
+    r"(?:[^\s'\"<>`]*[^\s'\"<>`.,:;!?)\]])?"
+)
+# Request headers whose values ssesync sets itself, or that are never secret.
+_PLAIN_HEADERS = frozenset(
+    {"accept", "cache-control", "connection", "content-length", "content-type", "last-event-id"}
+)
+# Shorter strings are not masked wherever they appear: "1" or "GET" would
+# mangle every message, and are no secret anyway.
+_MIN_SECRET = 4
+
+
 def redact_url(url: str) -> str:
-    """The URL without credentials or query string: safe to log and to show."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = f"{host}:{port}" if port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    """The URL with its credentials shown as ``***``: safe to log and to show.
+
+    The user-info becomes ``***``, and so does the value of every query
+    parameter whose name says it is a credential (``token``, ``api_key``,
+    ``X-Amz-Signature``, ...) and every query part without a name (it may be
+    a bare token); other parameters stay, to tell streams apart. The fragment
+    (where OAuth puts an ``access_token``) is dropped. The URL is read as text,
+    not parsed, so a malformed one — a typo in the port — is redacted too,
+    and shows the typo.
+    """
+    parts = _URL_PARTS.fullmatch(url)
+    if parts is None:  # pragma: no cover - the pattern matches every string
+        return MASK
+    authority = parts["authority"] or ""
+    if "@" in authority:
+        authority = f"//{MASK}@{authority.rpartition('@')[2]}"
+    query = parts["query"] or ""
+    if len(query) > 1:
+        pieces = re.split(r"([&;])", query[1:])
+        query = "?" + "".join(_redact_query_part(piece) for piece in pieces)
+    return f"{parts['scheme'] or ''}{authority}{parts['path']}{query}"
+
+
+def _redact_query_part(part: str) -> str:
+    if part in ("", "&", ";"):
+        return part
+    name, equals, _ = part.partition("=")
+    if not equals:
+        return MASK
+    if not name or _CREDENTIAL_NAME.search(unquote_plus(name)):
+        return f"{name}={MASK}"
+    return part
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every URL in it redacted and every one of ``secrets`` masked."""
+    for secret in sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group()), text)
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The user-info and the credential query values of ``url``, as written and decoded."""
+    parts = _URL_PARTS.fullmatch(url)
+    if parts is None:  # pragma: no cover - the pattern matches every string
+        return []
+    found: list[str] = []
+    authority = parts["authority"] or ""
+    if "@" in authority:
+        userinfo = authority[2:].rpartition("@")[0]
+        found.append(userinfo)
+        found.extend(unquote(piece) for piece in userinfo.split(":"))
+    for part in re.split(r"[&;]", (parts["query"] or "")[1:]):
+        name, equals, value = part.partition("=")
+        if not equals:
+            found.append(part)
+        elif not name or _CREDENTIAL_NAME.search(unquote_plus(name)):
+            found.extend((value, unquote_plus(value)))
+    return found
+
+
+def request_secrets(request: Request, proxy: Optional[str] = None) -> list[str]:
+    """What must never be shown of ``request``: its URL's and proxy's credentials, header values."""
+    found = _url_secrets(request.url)
+    if proxy:
+        found.extend(_url_secrets(proxy))
+    for name, value in request.headers.items():
+        if name.lower() in _PLAIN_HEADERS:
+            continue
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        found.extend((text, text.strip()))
+    return found
+
+
+def _chain(exc: Optional[BaseException]) -> Iterator[BaseException]:
+    """``exc`` and every exception a traceback of it could print."""
+    seen: list[BaseException] = []
+    pending = [exc]
+    while pending:
+        item = pending.pop()
+        if item is None or any(item is other for other in seen):
+            continue
+        seen.append(item)
+        yield item
+        pending.extend((item.__cause__, item.__context__))
+
+
+def presentable_error(
+    error: SSEConnectionError,
+    cause: Optional[BaseException],
+    url: str,
+    secrets: Iterable[str] = (),
+) -> SSEConnectionError:
+    """``error`` made safe to show: the one place backend text is redacted.
+
+    Its message gets :func:`redact_text` (with the URL's own credentials and
+    ``secrets`` masked) and its control characters escaped. ``cause`` becomes
+    its ``__cause__`` only when no exception of that chain would print a
+    secret in a traceback; otherwise the chain is left off (urllib3's parse
+    errors quote the URL in full), as it is with ``cause=None``, for text
+    that may quote secrets ssesync does not know. Raise the result ``from
+    error.__cause__``, so that the choice stands.
+    """
+    known = [*_url_secrets(url), *secrets]
+    message = visible(redact_text(error.message, known))
+    if message != error.message:
+        error = SSEConnectionError(
+            message,
+            status=error.status,
+            headers=error.headers,
+            url=error.url,
+            retryable=error.retryable,
+            retry_after=error.retry_after,
+        )
+    safe = all(redact_text(str(item), known) == str(item) for item in _chain(cause))
+    error.__cause__ = cause if safe else None
+    return error

@@ -18,6 +18,18 @@ policy a library cannot choose for its caller:
 * **Errors are one line** on stderr, ``ssesync: error: ...``, exit status 1
   for a failed stream and 2 for a wrong command line. Messages never contain
   request header values, which are often credentials.
+* **Server text stays inert.** Data, ids, comments, status lines and the
+  reasons in error messages come from the server; whatever the command
+  prints — events in either format, error lines, log lines at any
+  verbosity — shows their control characters as escapes
+  (:func:`ssesync._text.visible`), so a stream cannot drive the terminal.
+
+* **TLS and proxies as in curl.** ``-k``, ``--cacert``, ``--cert`` and
+  ``--proxy`` map onto the library's ``verify``, ``cert`` and ``proxy``, and
+  their files are checked before anything is sent, so a wrong path is a
+  usage error and not a failed stream. Unlike the library, which never reads
+  the environment, the command takes its proxy from ``https_proxy`` /
+  ``http_proxy`` and skips it for hosts in ``no_proxy`` (:func:`proxy_for`).
 
 ``ssesync demo`` runs :mod:`ssesync._demo`, which serves a scripted stream on
 loopback and reads it with the same printer and loop as a real URL.
@@ -26,23 +38,29 @@ loopback and reads it with the same printer and loop as a real URL.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
 import platform
 import re
+import ssl
 import sys
-from collections.abc import Sequence
-from typing import Any, Callable, Optional, TextIO
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Optional, TextIO, Union
+from urllib.parse import urlsplit
 
 import urllib3
 
 from . import __version__
 from ._event import Event, ReadyState
 from ._source import EventSource
+from ._text import CONTROL, visible
+from ._transport import proxy_settings, redact_url
 from .exceptions import SSEError, SSEParsingError
 
-__all__ = ["main"]
+__all__ = ["main", "proxy_for"]
 
 log = logging.getLogger("ssesync.cli")
 
@@ -60,8 +78,6 @@ MAX_CONNECT_TIMEOUT = 10.0
 
 # RFC 9110 tokens: what a header name or a method may consist of.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-# Control characters a terminal would act on instead of showing; tab is kept.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 _USAGE = "%(prog)s [options] URL\n       %(prog)s demo [--format text|json] [-v]"
 
@@ -80,6 +96,15 @@ examples:
   ssesync https://example.com/stream
   ssesync -H 'Authorization: Bearer TOKEN' --max-events 10 https://example.com/stream
   ssesync --json '{"prompt": "hi"}' https://example.com/chat | jq -r .data
+  ssesync --cacert internal-ca.pem https://events.internal/stream
+
+environment:
+  https_proxy, HTTPS_PROXY  the proxy for https:// URLs (unless --proxy is given)
+  http_proxy, HTTP_PROXY    the proxy for http:// URLs (HTTP_PROXY is ignored
+                            when REQUEST_METHOD is set, as in a CGI script)
+  no_proxy, NO_PROXY        hosts reached without a proxy, even with --proxy:
+                            names (a name also covers its subdomains),
+                            addresses, CIDR ranges, or * for all
 
 exit status:
   0 the stream ended cleanly (--no-reconnect, --max-events, HTTP 204)
@@ -223,6 +248,32 @@ def _build_parser() -> argparse.ArgumentParser:
         f"reconnected (default: 300; the connect timeout is at most {MAX_CONNECT_TIMEOUT:g})",
     )
 
+    tls = parser.add_argument_group("TLS and proxies")
+    tls.add_argument(
+        "-k",
+        "--insecure",
+        action="store_true",
+        help="do not verify the server's TLS certificate or host name",
+    )
+    tls.add_argument(
+        "--cacert",
+        metavar="FILE",
+        help="verify the server's certificate with the CA certificates in FILE (PEM) "
+        "instead of the system's",
+    )
+    tls.add_argument(
+        "--cert",
+        metavar="FILE[:KEY]",
+        help="send the client certificate in FILE (PEM); KEY is the file of its private "
+        "key when FILE does not hold it",
+    )
+    tls.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="send requests through the HTTP(S) proxy at URL (http:// is assumed; "
+        "user:password@ in it authenticates); '' for none. Default: from the environment",
+    )
+
     reconnect = parser.add_argument_group("reconnecting")
     reconnect.add_argument(
         "--no-reconnect",
@@ -288,6 +339,138 @@ def _read_argument_file(parser: argparse.ArgumentParser, option: str, value: str
         parser.error(f"{option}: cannot read {path!r}: {exc.strerror or exc}")
 
 
+def _readable(parser: argparse.ArgumentParser, option: str, path: str) -> str:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        parser.error(f"{option}: cannot read {path!r}: {exc.strerror or exc}")
+    return path
+
+
+def _tls_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
+    """``verify`` and ``cert`` from -k, --cacert and --cert, their files checked now.
+
+    Loading them into a throwaway :class:`ssl.SSLContext` finds a missing
+    file, one that is not PEM, or a key that does not match its certificate
+    before the first request, where it can be reported as the mistake it is.
+    """
+    options: dict[str, Any] = {}
+    if args.cacert is None and args.cert is None:
+        return {"verify": False} if args.insecure else options
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if args.cacert is not None:
+        _readable(parser, "--cacert", args.cacert)
+        try:
+            context.load_verify_locations(cafile=args.cacert)
+        except ssl.SSLError as exc:
+            why = exc.reason or "not PEM"
+            parser.error(f"--cacert: no CA certificate found in {args.cacert!r} ({why})")
+        options["verify"] = args.cacert
+    if args.insecure:
+        options["verify"] = False  # as in curl, -k wins over --cacert
+    if args.cert is not None:
+        cert: Union[str, tuple[str, str]] = _client_cert(parser, args.cert)
+        files = (cert, None) if isinstance(cert, str) else cert
+        try:
+            context.load_cert_chain(*files)
+        except ssl.SSLError as exc:
+            why = exc.reason or "not PEM, or the key does not match"
+            parser.error(f"--cert: cannot use {args.cert!r} as certificate and key ({why})")
+        options["cert"] = cert
+    return options
+
+
+def _client_cert(parser: argparse.ArgumentParser, text: str) -> Union[str, tuple[str, str]]:
+    """``FILE`` or ``FILE:KEY``; a colon in an existing path (``C:\\...``) is not a split."""
+    if os.path.exists(text) or ":" not in text:
+        return _readable(parser, "--cert", text)
+    splits = [i for i, char in enumerate(text) if char == ":"]
+    for i in splits:
+        if os.path.exists(text[:i]) and os.path.exists(text[i + 1 :]):
+            return text[:i], text[i + 1 :]
+    cert, _, key = text.rpartition(":")
+    return _readable(parser, "--cert", cert), _readable(parser, "--cert", key)
+
+
+def _environ(environ: Mapping[str, str], name: str) -> str:
+    """A variable that may be spelled in lower or upper case; lower case wins, as in curl."""
+    return environ.get(name) or environ.get(name.upper()) or ""
+
+
+def _bypasses_proxy(host: str, no_proxy: str) -> bool:
+    """Whether ``host`` matches an entry of a ``no_proxy`` list, by curl's rules.
+
+    Entries are separated by commas. ``*`` matches every host; an address or
+    a CIDR range matches the addresses in it; a name matches itself and its
+    subdomains (``example.com`` and ``.example.com`` both match
+    ``www.example.com``, neither matches ``notexample.com``). A port after a
+    name is ignored.
+    """
+    host = host.lower().rstrip(".")
+    try:
+        address: Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in no_proxy.split(","):
+        entry = entry.strip().lower()
+        if entry == "*":
+            return True
+        if not entry:
+            continue
+        try:
+            network = ipaddress.ip_network(entry.strip("[]"), strict=False)
+        except ValueError:
+            network = None
+        if network is not None:
+            if address is not None and address in network:
+                return True
+            continue
+        name = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry
+        name = name.strip(".")
+        if name and (host == name or host.endswith("." + name)):
+            return True
+    return False
+
+
+def proxy_for(
+    url: str, given: Optional[str], environ: Mapping[str, str]
+) -> tuple[Optional[str], str]:
+    """The proxy the command uses for ``url``, and where it came from, as curl chooses.
+
+    ``--proxy`` (``given``) wins over the environment, and ``--proxy ''``
+    means none. Otherwise ``https_proxy`` (or ``HTTPS_PROXY``) serves
+    ``https://`` URLs and ``http_proxy`` (or ``HTTP_PROXY``) ``http://`` ones.
+    curl reads ``http_proxy`` only in lower case: a CGI script gets a
+    request's ``Proxy:`` header as ``HTTP_PROXY``, so a client could choose
+    the proxy. Like Python's own :func:`urllib.request.getproxies`, the upper
+    case spelling is therefore ignored when ``REQUEST_METHOD`` is set. A host
+    in ``no_proxy`` is reached directly, even with ``--proxy``. A proxy
+    without a scheme gets ``http://``.
+    """
+    if given == "":
+        return None, "--proxy"
+    host = urlsplit(url).hostname or ""
+    no_proxy = _environ(environ, "no_proxy")
+    origin = "--proxy"
+    if given is None:
+        if urlsplit(url).scheme.lower() == "https":
+            origin = "https_proxy" if environ.get("https_proxy") else "HTTPS_PROXY"
+            given = _environ(environ, "https_proxy")
+        else:
+            given = environ.get("http_proxy") or ""
+            origin = "http_proxy"
+            if not given and "REQUEST_METHOD" not in environ:
+                given = environ.get("HTTP_PROXY") or ""
+                origin = "HTTP_PROXY"
+    if not given:
+        return None, origin
+    if no_proxy and _bypasses_proxy(host, no_proxy):
+        return None, "no_proxy" if environ.get("no_proxy") else "NO_PROXY"
+    return (given if "://" in given else "http://" + given), origin
+
+
 def _source_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
     """Turn the parsed command line into :class:`EventSource` keyword arguments."""
     headers: dict[str, str] = {}
@@ -323,6 +506,19 @@ def _source_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         options["retry_delay"] = args.retry_delay
     if args.max_retries is not None:
         options["max_retries"] = args.max_retries
+    options.update(_tls_options(parser, args))
+    proxy, origin = proxy_for(args.url, args.proxy, os.environ)
+    if proxy is not None:
+        try:
+            proxy_settings(proxy)
+        except ValueError as exc:
+            parser.error(f"{origin}: {exc}")
+        options["proxy"] = proxy
+    args.proxy_note = (
+        f"using the proxy {redact_url(proxy)} (from {origin})" if proxy is not None
+        else f"no proxy for this host ({origin})" if origin in ("no_proxy", "NO_PROXY")
+        else None
+    )
     return options
 
 
@@ -339,6 +535,10 @@ def _demo_conflicts(args: argparse.Namespace) -> list[str]:
         "--retry-delay": args.retry_delay is not None,
         "--max-retries": args.max_retries is not None,
         "--max-events": args.max_events is not None,
+        "-k": args.insecure,
+        "--cacert": args.cacert is not None,
+        "--cert": args.cert is not None,
+        "--proxy": args.proxy is not None,
     }
     return [flag for flag, present in given.items() if present]
 
@@ -347,27 +547,29 @@ def _demo_conflicts(args: argparse.Namespace) -> list[str]:
 
 
 def format_json(event: Event) -> str:
-    """One event as a compact JSON object on one line (JSON escapes every line break)."""
+    """One event as a compact JSON object on one line.
+
+    ``json.dumps`` escapes the C0 controls; DEL, the C1 controls and U+2028 /
+    U+2029 it leaves raw, and a terminal (or a reader splitting lines) may
+    act on those, so they are written as ``\\u`` escapes too. They can only
+    occur inside strings, where such an escape means the same character.
+    """
     fields = {"event": event.event, "data": event.data, "id": event.id, "retry": event.retry}
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-
-
-def _visible(text: str) -> str:
-    """``text`` with control characters escaped, so a stream cannot drive the terminal."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def format_text(event: Event) -> str:
     """One event for a person: ``[type] id=3 data``, further data lines indented."""
-    head = [f"[{_visible(event.type)}]"]
+    head = [f"[{visible(event.type)}]"]
     if event.id is not None:
-        head.append(f"id={_visible(event.id)}" if event.id else 'id=""')
+        head.append(f"id={visible(event.id)}" if event.id else 'id=""')
     if event.retry is not None:
         head.append(f"retry={event.retry}")
     first, *rest = event.data.split("\n")
     if first:
-        head.append(_visible(first))
-    return "\n".join([" ".join(head), *("    " + _visible(line) for line in rest)])
+        head.append(visible(first))
+    return "\n".join([" ".join(head), *("    " + visible(line) for line in rest)])
 
 
 class _Printer:
@@ -401,8 +603,8 @@ class _Printer:
 
 
 def _error(message: object) -> None:
-    """Print the one line a failed run ends with."""
-    text = " ".join(str(message).splitlines())
+    """Print the one line a failed run ends with (escaped: it may quote the server)."""
+    text = visible(str(message))
     try:
         print(f"ssesync: error: {text}", file=sys.stderr, flush=True)
     except OSError:
@@ -472,10 +674,13 @@ class _LogFormatter(logging.Formatter):
     """``ssesync: message``, with ``warning:`` and the like for the serious ones."""
 
     def format(self, record: logging.LogRecord) -> str:
+        # A record may quote the server (a comment, an id, a status line):
+        # escaped, a line break included, so one record stays one line.
         label = "" if record.levelno < logging.WARNING else record.levelname.lower() + ": "
-        text = f"ssesync: {label}{record.getMessage()}"
+        text = f"ssesync: {label}{visible(record.getMessage())}"
         if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+            lines = self.formatException(record.exc_info).split("\n")
+            text += "\n" + "\n".join(visible(line) for line in lines)
         return text
 
 
@@ -535,12 +740,21 @@ def _run(
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except SSEError as exc:
-        _error(exc)
+        _error(_explained(exc))
         return EXIT_ERROR
     if policy.failure is not None:
-        _error(policy.failure)
+        _error(_explained(policy.failure))
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _explained(error: SSEError) -> str:
+    """The error's message, with what to do about it where the command can tell."""
+    text = str(error)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        text += " (to trust the server's certificate, give its CA with --cacert FILE; "
+        text += "-k skips verification)"
+    return text
 
 
 def _parse(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -578,15 +792,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         source = EventSource(args.url, **args.source_options)
-    except ValueError as exc:  # an unusable URL; the message is safe to show
+    except ValueError as exc:  # an unusable URL or proxy; the message is safe to show
         parser.print_usage(sys.stderr)
-        print(f"ssesync: error: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_USAGE
     policy = _Policy(retry_first_connection=args.max_retries is not None)
     source.on_comment(_log_comment)
     restore_logging = _configure_logging(args.verbose, policy)
     try:
-        return _run(source, _Printer(args.format or "json"), policy, args.max_events)
+        if args.proxy_note:
+            log.info("%s", args.proxy_note)
+        with warnings.catch_warnings():
+            if args.insecure:  # asked for: no warning per connection, as in curl
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            return _run(source, _Printer(args.format or "json"), policy, args.max_events)
     except KeyboardInterrupt:  # a second Ctrl-C while closing
         return EXIT_INTERRUPTED
     finally:

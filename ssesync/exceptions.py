@@ -8,7 +8,8 @@ way that cannot be ignored is :class:`SSEParsingError`.
 
 The exceptions carry context as attributes rather than only in their message,
 and pickle with it (they may cross process boundaries in worker pools).
-Messages never contain request header values: those are often credentials.
+Messages never contain request header values, URL user-info or credential
+query values (those show as ``***``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class SSEConnectionError(SSEError):
     :param message: what went wrong, for people.
     :param status: the HTTP status of the response, when one was received.
     :param headers: the response headers, when a response was received.
-    :param url: the URL that was requested (without its query string).
+    :param url: the URL that was requested, its credentials shown as ``***``.
     :param retryable: whether a reconnect may help (network errors, ``5xx``,
         ``429``, ``408``); ``False`` for errors that a retry would repeat,
         such as ``404`` or a wrong ``Content-Type``.

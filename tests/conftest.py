@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import ssl
+from collections.abc import Iterator, Mapping
+from typing import Any, Callable, Optional
 
 import pytest
+import trustme
 from hypothesis import settings
 
+from ssesync.cli import main
 from ssesync.testing import SSEServer
-from tests.helpers import reader_threads, settle
+from tests.helpers import PROXY_VARIABLES, reader_threads, settle
 
 # CI runs a fixed set of examples so a run is reproducible; local runs explore.
 settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -22,6 +26,50 @@ def sse_server() -> Iterator[SSEServer]:
     """A started loopback SSE server, stopped (and its threads joined) after the test."""
     with SSEServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A test CA (``ca``, its PEM file ``ca_path``) and a server context it signed."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_context)
+    ca_path = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    return {"ca": ca, "server_context": server_context, "ca_path": str(ca_path)}
+
+
+@pytest.fixture
+def tls_server(tls: dict[str, Any]) -> Iterator[SSEServer]:
+    """A loopback HTTPS server with the test CA's certificate; ``/s`` sends one event."""
+    with SSEServer(ssl_context=tls["server_context"]) as server:
+        server.route("/s", server.events([{"data": "secure"}]))
+        yield server
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, str, str]]:
+    """Run the command line in this process: ``cli(*args, env={...})`` -> (status, out, err).
+
+    Much cheaper than a child process, for tests about what the command does
+    rather than how a process behaves; the machine's proxy settings are left
+    out of the environment, ``env`` adds variables.
+    """
+
+    def run(*args: str, env: Optional[Mapping[str, str]] = None) -> tuple[int, str, str]:
+        for name in PROXY_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        status = main(list(args))
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,8 @@
 It handles absolute-form requests (``GET http://host:port/path``), rewritten
 to origin form, and ``CONNECT`` tunnels, then relays bytes both ways as they
 arrive, so a stream through it is as live as a direct one. It records each
-request line so tests can prove traffic went through it.
+request line so tests can prove traffic went through it, and the
+``Proxy-Authorization`` each request carried (``None`` without one).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class ForwardProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self.request_lines: list[str] = []
+        self.proxy_authorizations: list[str | None] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._sockets: list[socket.socket] = []
@@ -79,6 +81,12 @@ class ForwardProxy:
         head, _, rest = head.partition(b"\r\n\r\n")
         request_line, *header_lines = head.decode("latin-1").split("\r\n")
         self.request_lines.append(request_line)
+        credentials = [
+            h.partition(":")[2].strip()
+            for h in header_lines
+            if h.lower().startswith("proxy-authorization:")
+        ]
+        self.proxy_authorizations.append(credentials[0] if credentials else None)
         method, target, version = request_line.split(" ")
         if method == "CONNECT":
             host, port = target.rsplit(":", 1)

@@ -1,19 +1,33 @@
-"""Helpers shared by the behaviour tests: short-timeout sources and thread-safe waiting."""
+"""Helpers shared by the behaviour tests: short-timeout sources, thread-safe waiting,
+and running the command line in a child process."""
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 from ssesync import Event, EventSource
 from ssesync.testing import StreamConnection
 
 #: Seconds any wait in a test may take; a deadlock fails the test instead of hanging CI.
 WAIT = 10.0
+#: The checkout (or unpacked sdist) the tests run from.
+ROOT = Path(__file__).resolve().parent.parent
+#: The command line, run from this checkout.
+CLI = [sys.executable, "-m", "ssesync"]
+#: The environment variables the command reads its proxy from.
+PROXY_VARIABLES = (
+    "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY",
+    "all_proxy", "ALL_PROXY", "REQUEST_METHOD",
+)
 
 
 def fast(url: str, **options: Any) -> EventSource:
@@ -91,3 +105,89 @@ class Collector:
         with self._cond:
             assert self._cond.wait_for(lambda: len(self.items) >= count, timeout), self.items
             return list(self.items)
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (it was free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def cli_env(extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """The child's environment: this checkout first on the path, UTF-8 output.
+
+    The machine's proxy settings are left out (the command honours them, and
+    the tests talk to loopback servers); ``extra`` adds variables back.
+    """
+    env = {name: value for name, value in os.environ.items() if name not in PROXY_VARIABLES}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONIOENCODING"] = "utf-8"
+    env.update(extra or {})
+    return env
+
+
+def run_cli(
+    *args: str, timeout: float = WAIT, env: Optional[Mapping[str, str]] = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ssesync ARGS`` to its end; ``env`` adds environment variables."""
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        cwd=ROOT,
+        env=cli_env(env),
+        stdin=subprocess.DEVNULL,
+    )
+
+
+class RawServer:
+    """A loopback server that answers every connection with exact bytes, then closes.
+
+    For response heads that :class:`~ssesync.testing.SSEServer` will not write:
+    garbage status lines, oversized headers, conflicting lengths.
+    """
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="raw-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/s"
+
+    def __enter__(self) -> RawServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(WAIT)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            self.connections += 1
+            with sock:
+                sock.settimeout(WAIT)
+                try:
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        piece = sock.recv(65536)
+                        if not piece:
+                            break
+                        head += piece
+                    sock.sendall(self.payload)
+                except OSError:
+                    pass

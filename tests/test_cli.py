@@ -11,53 +11,37 @@ tested in-process, which is much cheaper than a Python start-up.
 
 from __future__ import annotations
 
+import base64
 import json
-import os
+import logging
 import queue
+import re
 import shutil
 import signal
-import socket
+import ssl
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 import pytest
+import trustme
 
 from ssesync import Event
-from ssesync.cli import format_json, format_text, main
+from ssesync.cli import _error, _LogFormatter, format_json, format_text, main, proxy_for
 from ssesync.testing import SSEServer, StreamConnection
+from tests.forward_proxy import ForwardProxy
+from tests.helpers import CLI, ROOT, WAIT, RawServer, cli_env, closed_port, run_cli
 
-ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "ssesync"]
+#: The ``cli`` fixture: runs the command in this process, returns (status, out, err).
+Cli = Callable[..., tuple[int, str, str]]
 #: The longest any single command may take before the test gives up on it.
-TIMEOUT = 10.0
+TIMEOUT = WAIT
 #: How long to wait for one line of output that should come at once.
 LINE_TIMEOUT = 5.0
-
-
-def cli_env() -> dict[str, str]:
-    """The child's environment: this checkout first on the path, UTF-8 output."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["PYTHONIOENCODING"] = "utf-8"
-    return env
-
-
-def run_cli(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=timeout,
-        cwd=ROOT,
-        env=cli_env(),
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @contextmanager
@@ -126,14 +110,6 @@ class LineReader:
 
 def json_lines(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines()]
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on (it was free a moment ago)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def assert_one_error_line(stderr: str) -> str:
@@ -234,6 +210,109 @@ def test_events_are_flushed_one_at_a_time(sse_server: SSEServer) -> None:
         released.set()
 
 
+# -- server text stays inert ----------------------------------------------------------
+
+#: Retitle the terminal, then clear the screen: what a hostile server would send.
+ESCAPES = "\x1b]0;owned\x07\x1b[2J"
+# What must never reach the terminal raw (line feeds between lines aside).
+RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
+
+
+def run_cli_bytes(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """Like :func:`run_cli`, but the output as bytes: text mode would turn a CR into LF."""
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        timeout=TIMEOUT,
+        cwd=ROOT,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_inert(output: bytes) -> None:
+    found = RAW_CONTROL.search(output)
+    assert found is None, f"raw {found.group()!r} in {output!r}"
+
+
+def test_a_garbage_status_line_is_escaped_in_the_warning_and_the_error() -> None:
+    with RawServer(f"{ESCAPES}HTTP/1.1 200 OK\r\n\r\n".encode()) as server:
+        result = run_cli_bytes("--max-retries", "1", "--retry-delay", "0", server.url)
+    assert result.returncode == 1
+    assert_inert(result.stderr)
+    warning, error = result.stderr.decode().splitlines()
+    assert warning.startswith("ssesync: warning: ")
+    assert "reconnecting" in warning
+    assert error.startswith("ssesync: error: gave up")
+    assert "\\x1b]0;owned\\x07\\x1b[2J" in error
+
+
+@pytest.mark.parametrize(
+    ("output_format", "verbosity"), [("json", "-vv"), ("text", "-vv"), ("json", "-v")]
+)
+def test_comments_ids_and_data_are_escaped_in_every_format(
+    sse_server: SSEServer, output_format: str, verbosity: str
+) -> None:
+    sse_server.route(
+        "/s",
+        sse_server.raw(
+            [f": {ESCAPES}\n\nid: 7{ESCAPES}\ndata: a\x9b\u2028\x85\x7fb\r\n\n".encode()],
+            then="end",  # not a reset, which may discard what the client has not read
+        ),
+        sse_server.events([{"data": "c"}], then="stall"),
+    )
+    result = run_cli_bytes(
+        verbosity, "--format", output_format, "--retry-delay", "0", "--max-events", "2",
+        sse_server.url_for("/s"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert_inert(result.stderr)
+    assert_inert(result.stdout)
+    stderr = result.stderr.decode()
+    assert "Last-Event-ID: 7\\x1b]0;owned" in stderr  # -v says what it resumes with
+    if verbosity == "-vv":
+        assert "comment: \\x1b]0;owned\\x07\\x1b[2J" in stderr
+    if output_format == "json":
+        first = json.loads(result.stdout.decode().splitlines()[0])
+        assert first == {"event": None, "data": "a\x9b\u2028\x85\x7fb", "id": f"7{ESCAPES}",
+                         "retry": None}
+    else:
+        assert result.stdout.decode().splitlines()[0] == (
+            "[message] id=7\\x1b]0;owned\\x07\\x1b[2J a\\x9b\\u2028\\x85\\x7fb"
+        )
+
+
+def test_json_escapes_what_json_dumps_leaves_raw() -> None:
+    data = "del\x7f csi\x9b nel\x85 ls\u2028 ps\u2029 tab\t é✓"
+    line = format_json(Event(data, "up\x9bdate", "1\x85"))
+    assert not re.search("[\x7f\x85\x9b\u2028\u2029]", line)
+    assert "\\u009b" in line
+    assert "\\u2028" in line
+    assert "é✓" in line  # printable text stays readable
+    assert json.loads(line) == {"event": "up\x9bdate", "data": data, "id": "1\x85", "retry": None}
+    assert format_text(Event("a\u2028b\x9bc")) == "[message] a\\u2028b\\x9bc"
+
+
+def test_error_lines_and_log_records_are_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    _error(f"broke: {ESCAPES}\nssesync: forged line")
+    err = capsys.readouterr().err
+    assert err == "ssesync: error: broke: \\x1b]0;owned\\x07\\x1b[2J\\x0assesync: forged line\n"
+    formatter = _LogFormatter()
+    record = logging.LogRecord(
+        "ssesync", logging.DEBUG, __file__, 1, "comment: %s", (ESCAPES,), None
+    )
+    assert formatter.format(record) == "ssesync: comment: \\x1b]0;owned\\x07\\x1b[2J"
+    try:
+        raise RuntimeError(ESCAPES)
+    except RuntimeError:
+        record = logging.LogRecord(
+            "ssesync", logging.ERROR, __file__, 1, "hook raised", (), sys.exc_info()
+        )
+    lines = formatter.format(record).splitlines()
+    assert lines[0] == "ssesync: error: hook raised"
+    assert lines[-1] == "RuntimeError: \\x1b]0;owned\\x07\\x1b[2J"
+
+
 # -- requests -----------------------------------------------------------------------
 
 
@@ -316,11 +395,252 @@ def test_first_connection_is_retried_when_max_retries_is_given(sse_server: SSESe
     assert sse_server.connection_count == 2
 
 
+def test_giving_up_counts_and_words_the_attempts(cli: Cli, sse_server: SSEServer) -> None:
+    sse_server.route(
+        "/s",
+        sse_server.events([{"data": "a", "id": "1"}], then="drop"),
+        sse_server.events([], then="stall"),  # connects, then times out
+        sse_server.status(503),
+    )
+    url = sse_server.url_for("/s")
+    status, _out, err = cli("--max-retries", "1", "--timeout", "0.3", "--retry-delay", "0", url)
+    assert status == 1
+    assert err.splitlines()[-1].startswith(
+        "ssesync: error: gave up after 1 reconnect attempt that opened the stream but "
+        "delivered no event: read timed out on "
+    )
+    # The route now answers 503: a first connection that fails, retried twice.
+    status, _out, err = cli("--max-retries", "2", "--retry-delay", "0", url)
+    assert status == 1
+    assert err.splitlines()[-1] == (
+        f"ssesync: error: gave up after 2 failed retries: HTTP 503 from {url}"
+    )
+
+
 def test_read_timeout_without_reconnect_is_an_error(sse_server: SSEServer) -> None:
     sse_server.route("/s", sse_server.events([{"data": "x"}], then="stall"))
     result = run_cli("--no-reconnect", "--timeout", "0.3", sse_server.url_for("/s"))
     assert result.returncode == 1
     assert "timed out" in assert_one_error_line(result.stderr)
+
+
+# -- TLS and proxies ----------------------------------------------------------------
+
+
+def test_an_untrusted_certificate_fails_with_a_hint(cli: Cli, tls_server: SSEServer) -> None:
+    status, _out, err = cli(tls_server.url_for("/s"))
+    assert status == 1
+    line = assert_one_error_line(err)
+    assert "CERTIFICATE_VERIFY_FAILED" in line
+    assert "--cacert FILE" in line
+    assert "-k" in line
+
+
+def test_cacert_trusts_a_private_ca(cli: Cli, tls_server: SSEServer, tls: dict[str, Any]) -> None:
+    status, out, err = cli("--no-reconnect", "--cacert", tls["ca_path"], tls_server.url_for("/s"))
+    assert status == 0, err
+    assert json_lines(out)[0]["data"] == "secure"
+
+
+def test_insecure_skips_verification_without_a_warning(cli: Cli, tls_server: SSEServer) -> None:
+    status, out, err = cli("--no-reconnect", "-k", tls_server.url_for("/s"))
+    assert status == 0, err
+    assert json_lines(out)[0]["data"] == "secure"
+    assert err == ""  # no InsecureRequestWarning per connection
+
+
+@pytest.fixture(scope="module")
+def mutual_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A server that requires a client certificate of its CA, and such a certificate."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.configure_trust(context)
+    context.verify_mode = ssl.CERT_REQUIRED
+    client = ca.issue_cert("client@example.com")
+    folder = tmp_path_factory.mktemp("mtls")
+    files = {
+        "ca": folder / "ca.pem",
+        "both": folder / "client.pem",
+        "cert": folder / "client.crt",
+        "key": folder / "client.key",
+    }
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    client.private_key_and_cert_chain_pem.write_to_path(str(files["both"]))
+    files["cert"].write_bytes(b"".join(blob.bytes() for blob in client.cert_chain_pems))
+    client.private_key_pem.write_to_path(str(files["key"]))
+    with SSEServer(ssl_context=context) as server:
+        server.route("/s", server.events([{"data": "mutual"}]))
+        yield {"server": server, **{name: str(path) for name, path in files.items()}}
+
+
+@pytest.mark.parametrize("form", ["FILE", "FILE:KEY"])
+def test_cert_sends_a_client_certificate(cli: Cli, mutual_tls: dict[str, Any], form: str) -> None:
+    cert = mutual_tls["both"] if form == "FILE" else f"{mutual_tls['cert']}:{mutual_tls['key']}"
+    url = mutual_tls["server"].url_for("/s")
+    status, out, err = cli("--no-reconnect", "--cacert", mutual_tls["ca"], "--cert", cert, url)
+    assert status == 0, err
+    assert json_lines(out)[0]["data"] == "mutual"
+    refused, _, _ = cli("--no-reconnect", "--cacert", mutual_tls["ca"], url)  # no certificate
+    assert refused == 1
+
+
+@pytest.mark.parametrize(
+    ("flag", "content", "message"),
+    [
+        ("--cacert", None, "--cacert: cannot read"),
+        ("--cacert", b"not a certificate", "--cacert: no CA certificate found"),
+        ("--cert", None, "--cert: cannot read"),
+        ("--cert", b"not a certificate", "--cert: cannot use"),
+    ],
+)
+def test_unusable_tls_files_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, content: bytes | None,
+    message: str,
+) -> None:
+    path = tmp_path / "file.pem"
+    if content is not None:
+        path.write_bytes(content)
+    assert main([flag, str(path), "https://127.0.0.1:1/s"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_proxy_flag_sends_requests_through_the_proxy(cli: Cli, sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "proxied"}]))
+    with ForwardProxy() as proxy:
+        address = proxy.url.split("://")[1]  # no scheme: http:// is assumed, as in curl
+        status, out, err = cli(
+            "-v", "--no-reconnect", "--proxy", f"u:p%40ss@{address}", sse_server.url_for("/s")
+        )
+    assert status == 0, err
+    assert json_lines(out)[0]["data"] == "proxied"
+    assert proxy.request_lines == [f"GET {sse_server.url_for('/s')} HTTP/1.1"]
+    assert proxy.proxy_authorizations == ["Basic " + base64.b64encode(b"u:p@ss").decode()]
+    assert f"using the proxy http://***@{address} (from --proxy)" in err
+    assert "p%40ss" not in err
+
+
+@pytest.mark.parametrize("variable", ["https_proxy", "HTTPS_PROXY"])
+def test_https_proxy_from_the_environment_tunnels(
+    cli: Cli, tls_server: SSEServer, tls: dict[str, Any], variable: str
+) -> None:
+    url = tls_server.url_for("/s")
+    with ForwardProxy() as proxy:
+        status, out, err = cli(
+            "--no-reconnect", "--cacert", tls["ca_path"], url, env={variable: proxy.url}
+        )
+    assert status == 0, err
+    assert json_lines(out)[0]["data"] == "secure"
+    assert [line.rsplit(" ", 1)[0] for line in proxy.request_lines] == [
+        f"CONNECT 127.0.0.1:{tls_server.port}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "proxied"),
+    [
+        ({"http_proxy": "{proxy}"}, True),
+        ({"http_proxy": "{proxy}", "NO_PROXY": "localhost,127.0.0.0/8"}, False),
+    ],
+)
+def test_http_proxy_from_the_environment(
+    cli: Cli, sse_server: SSEServer, env: dict[str, str], proxied: bool
+) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "x"}]))
+    with ForwardProxy() as proxy:
+        filled = {name: value.format(proxy=proxy.url) for name, value in env.items()}
+        status, _out, err = cli("-v", "--no-reconnect", sse_server.url_for("/s"), env=filled)
+    assert status == 0, err
+    assert len(proxy.request_lines) == (1 if proxied else 0)
+    if proxied:
+        assert f"using the proxy {proxy.url} (from http_proxy)" in err
+    else:
+        assert "no proxy for this host (NO_PROXY)" in err
+
+
+P = "http://proxy:3128"
+
+
+@pytest.mark.parametrize(
+    ("url", "given", "env", "chosen"),
+    [
+        ("http://h/", None, {"http_proxy": P}, (P, "http_proxy")),
+        ("http://h/", None, {"HTTP_PROXY": P}, (P, "HTTP_PROXY")),
+        ("http://h/", None, {"http_proxy": P, "HTTP_PROXY": "http://other:1"}, (P, "http_proxy")),
+        # In a CGI script HTTP_PROXY may come from a request's Proxy: header.
+        ("http://h/", None, {"HTTP_PROXY": P, "REQUEST_METHOD": "GET"}, (None, "http_proxy")),
+        ("http://h/", None, {"http_proxy": P, "REQUEST_METHOD": "GET"}, (P, "http_proxy")),
+        ("http://h/", None, {"https_proxy": P}, (None, "HTTP_PROXY")),  # for https:// only
+        ("https://h/", None, {"https_proxy": P}, (P, "https_proxy")),
+        ("https://h/", None, {"HTTPS_PROXY": P}, (P, "HTTPS_PROXY")),
+        ("https://h/", None, {"https_proxy": P, "HTTPS_PROXY": "http://other:1"},
+         (P, "https_proxy")),
+        ("https://h/", None, {"http_proxy": P}, (None, "HTTPS_PROXY")),
+        ("HTTPS://h/", None, {"https_proxy": P}, (P, "https_proxy")),
+        ("http://h/", None, {"http_proxy": "proxy:3128"}, (P, "http_proxy")),  # http:// assumed
+        ("http://h/", None, {"http_proxy": P, "no_proxy": "h"}, (None, "no_proxy")),
+        ("http://h/", None, {"http_proxy": P, "NO_PROXY": "h"}, (None, "NO_PROXY")),
+        ("http://h/", None, {"http_proxy": P, "no_proxy": "", "NO_PROXY": "h"},
+         (None, "NO_PROXY")),
+        ("http://h/", None, {"http_proxy": P, "no_proxy": "other"}, (P, "http_proxy")),
+        ("http://h/", "http://given:1", {"http_proxy": P}, ("http://given:1", "--proxy")),
+        ("http://h/", "", {"http_proxy": P}, (None, "--proxy")),  # --proxy '': none
+        # no_proxy applies to --proxy too, as in curl.
+        ("http://h/", "http://given:1", {"no_proxy": "*"}, (None, "no_proxy")),
+    ],
+)
+def test_proxy_choice_follows_curl(
+    url: str, given: str | None, env: dict[str, str], chosen: tuple[str | None, str]
+) -> None:
+    assert proxy_for(url, given, env) == chosen
+
+
+def test_proxy_flag_empty_ignores_the_environment(cli: Cli, sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "x"}]))
+    closed = f"http://127.0.0.1:{closed_port()}"  # would fail if it were used
+    status, _out, err = cli(
+        "--no-reconnect", "--proxy", "", sse_server.url_for("/s"), env={"http_proxy": closed}
+    )
+    assert status == 0, err
+
+
+@pytest.mark.parametrize(
+    ("host", "no_proxy", "bypass"),
+    [
+        ("example.com", "example.com", True),
+        ("www.example.com", "example.com", True),
+        ("www.example.com", ".example.com", True),
+        ("notexample.com", "example.com", False),
+        ("example.com.org", "example.com", False),
+        ("Example.COM", " other.org , EXAMPLE.com ", True),
+        ("example.com", "example.com:8080", True),
+        ("10.1.2.3", "10.0.0.0/8", True),
+        ("11.1.2.3", "10.0.0.0/8", False),
+        ("10.1.2.3", "10.1.2.3", True),
+        ("10.1.2.33", "10.1.2.3", False),
+        ("::1", "::1", True),
+        ("::1", "[::1]", True),
+        ("fd00::5", "fd00::/8", True),
+        ("anything", "*", True),
+        ("anything", "", False),
+        ("anything", ",,", False),
+    ],
+)
+def test_no_proxy_matching(host: str, no_proxy: str, bypass: bool) -> None:
+    netloc = f"[{host}]" if ":" in host else host
+    proxy, origin = proxy_for(f"http://{netloc}/", "http://proxy:3128", {"no_proxy": no_proxy})
+    assert (proxy is None) == bypass
+    assert origin == ("no_proxy" if bypass else "--proxy")
+
+
+def test_invalid_proxy_from_the_environment_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:s3cret@proxy:31280x")
+    assert main(["https://example.com/s"]) == 2
+    err = capsys.readouterr().err
+    assert "ssesync: error: HTTPS_PROXY: invalid proxy URL http://***@proxy:31280x" in err
+    assert "s3cret" not in err
 
 
 # -- errors ---------------------------------------------------------------------------

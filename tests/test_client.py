@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -14,7 +15,6 @@ from typing import Any
 import pytest
 import requests
 import responses
-import trustme
 import urllib3
 
 from ssesync import (
@@ -343,24 +343,6 @@ def test_requests_session_latency_event_before_more_bytes(sse_server: SSEServer)
 # -- TLS ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_context)
-    ca_path = tmp_path_factory.mktemp("tls") / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    return {"ca": ca, "server_context": server_context, "ca_path": str(ca_path)}
-
-
-@pytest.fixture
-def tls_server(tls: dict[str, Any]) -> Iterator[SSEServer]:
-    with SSEServer(ssl_context=tls["server_context"]) as server:
-        server.route("/s", server.events([{"data": "secure"}]))
-        yield server
-
-
 def test_tls_verification_is_on_by_default(tls_server: SSEServer) -> None:
     with pytest.raises(SSEConnectionError, match=r"TLS|certificate") as info:
         list(EventSource(tls_server.url_for("/s")))  # reconnect=True: still not retried
@@ -425,6 +407,25 @@ def test_https_stream_through_a_proxy_tunnel(tls_server: SSEServer, tls: dict[st
         )
     assert [e.data for e in events] == ["secure"]
     assert proxy.request_lines[0].startswith("CONNECT 127.0.0.1:")
+
+
+@pytest.mark.parametrize("transport", ["urllib3", "requests"])
+def test_proxy_credentials_in_the_url_are_sent(
+    sse_server: SSEServer, tls_server: SSEServer, transport: str
+) -> None:
+    # urllib3's ProxyManager ignores user-info in the proxy URL; ssesync sends it.
+    sse_server.route("/s", sse_server.events([{"data": "via proxy"}]))
+    expected = "Basic " + base64.b64encode(b"user:p@ss:word").decode()
+    with ForwardProxy() as proxy:
+        proxy_url = proxy.url.replace("://", "://user:p%40ss%3Aword@")
+        options: dict[str, Any] = {"proxy": proxy_url, "reconnect": False}
+        if transport == "requests":
+            options["session"] = requests.Session()
+        events = list(EventSource(sse_server.url_for("/s"), **options))
+        with pytest.raises(SSEConnectionError, match=r"TLS|certificate"):  # CONNECT, then TLS
+            list(EventSource(tls_server.url_for("/s"), **options))
+    assert [e.data for e in events] == ["via proxy"]
+    assert proxy.proxy_authorizations == [expected, expected]
 
 
 def test_shared_proxy_manager(sse_server: SSEServer) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import random
-import socket
 import threading
 import time
 from typing import Any, Callable
@@ -27,7 +26,7 @@ import pytest
 
 from ssesync import Event, EventSource, ReadyState, SSEClient, SSEConnectionError, _transport
 from ssesync.testing import SSEServer, StreamConnection
-from tests.helpers import WAIT, Collector, fast, take, watchdog
+from tests.helpers import WAIT, Collector, RawServer, fast, take, watchdog
 
 CHUNKED = {"Transfer-Encoding": "chunked"}  # framing written by the test itself
 
@@ -48,55 +47,6 @@ def drain(source: EventSource, into: list[str]) -> None:
 
 
 
-
-
-class RawServer:
-    """A loopback server that answers every connection with exact bytes, then closes.
-
-    For response heads that :class:`~ssesync.testing.SSEServer` will not write:
-    garbage status lines, oversized headers, conflicting lengths.
-    """
-
-    def __init__(self, payload: bytes) -> None:
-        self.payload = payload
-        self.connections = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="raw-server", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/s"
-
-    def __enter__(self) -> RawServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(WAIT)
-        self._listener.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            self.connections += 1
-            with sock:
-                sock.settimeout(WAIT)
-                try:
-                    head = b""
-                    while b"\r\n\r\n" not in head:
-                        piece = sock.recv(65536)
-                        if not piece:
-                            break
-                        head += piece
-                    sock.sendall(self.payload)
-                except OSError:
-                    pass
 
 
 def numbered(first: int, last: int) -> list[dict[str, Any]]:

@@ -269,8 +269,9 @@ def test_handlers_changing_from_eight_threads_while_fifty_thousand_events_flow(
     total = 50_000
     sse_server.route(
         "/s",
-        sse_server.events([{"id": str(i), "data": str(i)} for i in range(total)],
-                          resume=True, then="stall"),  # fmt: skip
+        sse_server.events(
+            [{"id": str(i), "data": str(i)} for i in range(total)], resume=True, then="stall"
+        ),
     )
     fds_before = open_fds()
     steady = Collector()
@@ -588,7 +589,8 @@ def test_callable_headers_are_called_before_every_connection(sse_server: SSEServ
         sse_server.status(204),
     )
     tokens = iter(["t1", "t2", "t3"])
-    source = fast(sse_server.url_for("/s"), headers=lambda: {"Authorization": f"Bearer {next(tokens)}"})
+    url = sse_server.url_for("/s")
+    source = fast(url, headers=lambda: {"Authorization": f"Bearer {next(tokens)}"})
     with source:
         assert [e.data for e in source] == ["a", "b"]
     sent = [r.headers["Authorization"] for r in sse_server.requests_for("/s")]

@@ -112,3 +112,45 @@ def test_negative_settings_are_refused() -> None:
         Backoff(-1, 1000)
     with pytest.raises(ValueError, match="max_retries"):
         Backoff(1000, 1000, max_retries=-1)
+
+
+@pytest.mark.parametrize(
+    ("max_retries", "opened", "words"),
+    [
+        # The first failure is an opened stream ending: what follows are reconnects.
+        (0, [True], "without a reconnect attempt (max_retries=0)"),
+        (1, [True, False], "after 1 failed reconnect attempt"),
+        (2, [True, False, False], "after 2 failed reconnect attempts"),
+        # A reconnect that connected, then timed out before any event: not "failed".
+        (1, [True, True],
+         "after 1 reconnect attempt that opened the stream but delivered no event"),
+        (2, [True, True, True],
+         "after 2 reconnect attempts that opened the stream but delivered no event"),
+        (3, [True, False, True, False],
+         "after 3 reconnect attempts (2 failed, 1 opened the stream but delivered no event)"),
+        # The first connection failed (max_retries asks to retry it): retries.
+        (0, [False], "without a retry (max_retries=0)"),
+        (1, [False, False], "after 1 failed retry"),
+        (2, [False, True, False],
+         "after 2 retries (1 failed, 1 opened the stream but delivered no event)"),
+    ],
+)
+def test_summary_counts_and_words_the_attempts(
+    max_retries: int, opened: list[bool], words: str
+) -> None:
+    b = Backoff(0, 0, max_retries=max_retries)
+    for flag in opened:
+        assert not b.exhausted
+        b.next_delay(opened=flag)
+    assert b.exhausted
+    assert b.summary() == words
+
+
+def test_summary_starts_over_after_a_healthy_connection() -> None:
+    b = Backoff(0, 0, max_retries=1)
+    b.next_delay(opened=True)
+    b.next_delay(opened=True)
+    b.reset()
+    b.next_delay(opened=True)
+    b.next_delay(opened=False)
+    assert b.summary() == "after 1 failed reconnect attempt"

@@ -2,9 +2,11 @@
 
 A server controls the ids that ssesync sends back in ``Last-Event-ID``, and a
 caller controls the ``last_event_id`` option: neither may ever smuggle another
-request header in. Request header values (tokens, cookies) and query strings
-(``?token=``) must never reach a log record, the text of an exception, or the
-command line's stderr, whatever goes wrong along the way.
+request header in. Request header values (tokens, cookies), URL user-info
+(the request's, a redirect target's, a proxy's) and credential query values
+(``?token=``) must never reach a log record, the text or traceback of an
+exception, or the command line's output, whatever goes wrong along the way,
+also where urllib3 or requests quote them in their own messages.
 
 (TLS verification by default and credentials dropped on a redirect to another
 host are tested in ``test_client.py``.)
@@ -13,42 +15,33 @@ host are tested in ``test_client.py``.)
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 import threading
 import traceback
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import requests
 
 from ssesync import EventSource, SSEConnectionError
 from ssesync.testing import SSEServer, StreamConnection
-from tests.helpers import WAIT, fast, take
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import WAIT, closed_port, fast, run_cli, take
 
 TOKEN = "tok-7f3a9c1e"
 COOKIE = "cookie-51d0b2aa"
 API_KEY = "key-c4e8d6f2"
 QUERY = "query-9b7e2d4c"
 PASSWORD = "pw-3e1f8a6b"
-SECRETS = (TOKEN, COOKIE, API_KEY, QUERY, PASSWORD)
+LOCATION_PASSWORD = "locpw-5a8e1c3d"
+LOCATION_TOKEN = "loctok-2b9f7e41"
+PROXY_PASSWORD = "proxypw-8c4d2a6f"
+SECRETS = (
+    TOKEN, COOKIE, API_KEY, QUERY, PASSWORD, LOCATION_PASSWORD, LOCATION_TOKEN, PROXY_PASSWORD
+)
 SECRET_HEADERS = {
     "Authorization": f"Bearer {TOKEN}",
     "Cookie": f"session={COOKIE}",
     "X-Api-Key": API_KEY,
 }
-
-
-
-
-
-
-
-
 
 
 def header_names(server: SSEServer, index: int) -> set[str]:
@@ -260,23 +253,137 @@ def test_query_and_credentials_stay_out_of_the_error_traceback(sse_server: SSESe
     assert_no_secret(everything_about(info.value))
 
 
+# -- backend text that quotes URLs, Locations and header values ------------------------------------
+#
+# urllib3 and requests put whatever they were given into their own messages:
+# the whole URL in a parse error, a redirect's Location, a refused header
+# value, a proxy URL. Each case below makes a backend say so; the error must
+# still show none of it, nor its traceback, nor any log record.
+
+
+def _broken_request(port: int) -> str:
+    """A URL with credentials whose port has a typo."""
+    return f"http://user:{PASSWORD}@127.0.0.1:{port}x/s?token={QUERY}"
+
+
+def _location(target: str) -> str:
+    return f"http://user:{LOCATION_PASSWORD}@{target}/next?access_token={LOCATION_TOKEN}&page=2"
+
+
+def _proxy(target: str, scheme: str = "http") -> str:
+    return f"{scheme}://user:{PROXY_PASSWORD}@{target}"
+
+
+# name -> (URL path on the loopback server or a full URL, the Location it
+# redirects to if any, EventSource options)
+LEAK_CASES: dict[str, tuple[str, str | None, dict[str, Any]]] = {
+    "request-port-typo": ("{broken}", None, {}),
+    "request-port-out-of-range": (
+        f"http://user:{PASSWORD}@127.0.0.1:99999/s?token={QUERY}", None, {}
+    ),
+    "redirect-port-typo": ("/r", _location("127.0.0.1:{port}x"), {}),
+    "redirect-port-out-of-range": ("/r", _location("127.0.0.1:99999"), {}),
+    "redirect-unknown-scheme": ("/r", _location("127.0.0.1").replace("http:", "ftp:"), {}),
+    "redirect-refused": ("/r", _location("127.0.0.1:{closed}"), {}),
+    "redirect-bad-ipv6": ("/r", _location("[::1"), {}),
+    "header-with-leading-space": ("/ok", None, {"headers": {"Authorization": f" Bearer {TOKEN}"}}),
+    "proxy-port-typo": ("/ok", None, {"proxy": _proxy("127.0.0.1:80x")}),
+    "proxy-port-out-of-range": ("/ok", None, {"proxy": _proxy("127.0.0.1:99999")}),
+    "proxy-unknown-scheme": ("/ok", None, {"proxy": _proxy("127.0.0.1:1", "socks5")}),
+    "proxy-refused": ("/ok", None, {"proxy": _proxy("127.0.0.1:{closed}")}),
+}
+
+
+def _fill(text: str, server: SSEServer, closed: int) -> str:
+    return text.format(port=server.port, closed=closed, broken=_broken_request(server.port))
+
+
+def _leak_case(server: SSEServer, name: str) -> tuple[str, dict[str, Any]]:
+    """The URL and options of a case, with its routes set up on ``server``."""
+    target, location, options = LEAK_CASES[name]
+    closed = closed_port()
+    server.route("/ok", server.events([{"data": "fine"}]))
+    if location is not None:
+        server.route("/r", server.redirect(_fill(location, server, closed)))
+    options = {
+        key: _fill(value, server, closed) if isinstance(value, str) else value
+        for key, value in options.items()
+    }
+    url = _fill(target, server, closed)
+    return (url if "://" in url else server.url_for(url)), options
+
+
+def everything_shown(
+    url: str, options: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> tuple[str, list[BaseException]]:
+    """All that a source that runs into trouble shows, and the errors themselves.
+
+    Its exceptions (message, repr, printed traceback with causes) whether
+    raised from the constructor, the iteration or given to ``on_error``, and
+    every record of the ``ssesync`` loggers at DEBUG, formatted with their
+    tracebacks.
+    """
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="ssesync")
+    errors: list[BaseException] = []
+    try:
+        source = fast(url, reconnect=False, **options)
+        source.on_error(lambda src, exc: errors.append(exc))
+        list(source)
+    except (ValueError, SSEConnectionError) as exc:
+        errors.append(exc)
+    records = [r for r in caplog.records if r.name.startswith("ssesync")]
+    shown = [everything_about(exc) for exc in errors]
+    shown += [logging.Formatter().format(record) for record in records]
+    return "\n".join(shown), errors
+
+
+@pytest.mark.parametrize("transport", ["urllib3", "requests"])
+@pytest.mark.parametrize("case", list(LEAK_CASES))
+def test_backend_text_never_shows_a_secret(
+    sse_server: SSEServer, caplog: pytest.LogCaptureFixture, case: str, transport: str
+) -> None:
+    url, options = _leak_case(sse_server, case)
+    if transport == "requests":
+        options["session"] = requests.Session()
+    shown, errors = everything_shown(url, options, caplog)
+    if case == "header-with-leading-space" and transport == "urllib3":
+        assert not errors  # http.client sends it; the server ignores the space
+    else:
+        assert errors, f"{case} did not fail"
+    assert_no_secret(shown)
+
+
+def test_a_refused_value_is_named_without_quoting_it(sse_server: SSEServer) -> None:
+    sse_server.route("/ok", sse_server.events([{"data": "fine"}]))
+    with requests.Session() as session:
+        session.headers["X-Session-Secret"] = f" {TOKEN}"  # a header ssesync never sees
+        source = fast(sse_server.url_for("/ok"), reconnect=False, session=session)
+        with pytest.raises(SSEConnectionError, match="header value") as info:
+            list(source)
+    assert not info.value.retryable
+    assert_no_secret(everything_about(info.value))
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://u:p@h:8/s?a=1&token=t#frag", "http://***@h:8/s?a=1&token=***"),
+        ("https://h/s?Access_Token=t;page=2&X-Amz-Signature=s", "https://h/s?Access_Token=***;"
+         "page=2&X-Amz-Signature=***"),
+        ("http://h/s?api%5Fkey=k&sk-live-123", "http://h/s?api%5Fkey=***&***"),
+        ("http://h/s?=bare&q=", "http://h/s?=***&q="),
+        ("http://user@127.0.0.1:80x/s", "http://***@127.0.0.1:80x/s"),
+        ("http://[::1]:8080/s", "http://[::1]:8080/s"),
+    ],
+)
+def test_redacted_urls_keep_what_tells_streams_apart(url: str, shown: str) -> None:
+    from ssesync._transport import redact_url
+
+    assert redact_url(url) == shown
+
+
 # -- the command line ---------------------------------------------------------------------------
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["PYTHONIOENCODING"] = "utf-8"
-    return subprocess.run(
-        [sys.executable, "-m", "ssesync", *args],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=WAIT,
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_cli_never_prints_credentials_even_with_debug_logging(sse_server: SSEServer) -> None:
@@ -287,7 +394,7 @@ def test_cli_never_prints_credentials_even_with_debug_logging(sse_server: SSESer
         sse_server.status(401),
     )
     url = sse_server.url_for(f"/s?token={QUERY}")
-    result = _cli(
+    result = run_cli(
         "-vv",
         "--retry-delay",
         "0",
@@ -304,3 +411,35 @@ def test_cli_never_prints_credentials_even_with_debug_logging(sse_server: SSESer
     assert "reconnecting" in result.stderr  # it did log the reconnects
     assert_no_secret(result.stderr)
     assert sse_server.requests[-1].headers.get("authorization") == f"Bearer {TOKEN}"
+
+
+@pytest.mark.parametrize("case", list(LEAK_CASES))
+def test_cli_never_prints_a_secret_from_backend_text(
+    sse_server: SSEServer, cli: Callable[..., tuple[int, str, str]], case: str
+) -> None:
+    url, options = _leak_case(sse_server, case)
+    args = ["-vv", "--no-reconnect"]
+    for name, value in options.get("headers", {}).items():
+        args += ["-H", f"{name}: {value}"]
+    if "proxy" in options:
+        args += ["--proxy", options["proxy"]]
+    status, out, err = cli(*args, url)
+    if case != "header-with-leading-space":
+        assert status in (1, 2)
+        assert "ssesync: error: " in err
+    assert_no_secret(out + err)
+
+
+@pytest.mark.parametrize(
+    ("variable", "target"),
+    [("HTTPS_PROXY", "127.0.0.1:{closed}"), ("https_proxy", "127.0.0.1:99999"),
+     ("HTTPS_PROXY", "127.0.0.1:80x")],
+)
+def test_cli_never_prints_the_password_of_a_proxy_from_the_environment(
+    cli: Callable[..., tuple[int, str, str]], variable: str, target: str
+) -> None:
+    proxy = _proxy(target.format(closed=closed_port()))
+    status, out, err = cli("-vv", "https://127.0.0.1:1/s", env={variable: proxy})
+    assert status in (1, 2)
+    assert "ssesync: error: " in err
+    assert_no_secret(out + err)

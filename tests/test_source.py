@@ -338,6 +338,24 @@ def test_max_retries_gives_up(sse_server: SSEServer) -> None:
     assert isinstance(info.value.__cause__, SSEConnectionError)
 
 
+def test_giving_up_says_what_the_reconnect_did(sse_server: SSEServer) -> None:
+    # The reconnect connects, then times out before any event: not a failed connect.
+    sse_server.route(
+        "/s",
+        sse_server.events([{"data": "a", "id": "1"}], then="drop"),
+        sse_server.events([], then="stall"),
+    )
+    source = fast(sse_server.url_for("/s"), max_retries=1, timeout=(5, 0.3))
+    with pytest.raises(SSEConnectionError) as info:
+        list(source)
+    message = str(info.value)
+    assert message.startswith(
+        "gave up after 1 reconnect attempt that opened the stream but delivered no event: "
+        "read timed out on "
+    )
+    assert sse_server.connection_count == 2
+
+
 def test_refused_connection_without_reconnect_raises() -> None:
     with SSEServer() as server:
         url = server.url_for("/s")
