@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 import pytest
 
-from ssesync import Event, EventSource, ReadyState, SSEClient, SSEConnectionError, _transport
+from ssesync import Event, EventSource, ReadyState, SSEClient, SSEConnectionError
+from ssesync._transport import _body
 from ssesync.testing import SSEServer, StreamConnection
 from tests.helpers import WAIT, Collector, RawServer, fast, take, watchdog
 
@@ -509,8 +510,8 @@ LIES = {
 
 @pytest.fixture(params=[True, False], ids=["own-chunked-decoder", "urllib3-chunked-reader"])
 def chunked_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Run a test through both ways a chunked body is read (see ``_transport.body_reader``)."""
-    monkeypatch.setattr(_transport, "FAST_READS", request.param)
+    """Run a test through both ways a chunked body is read (``_transport._body``)."""
+    monkeypatch.setattr(_body, "FAST_READS", request.param)
     return bool(request.param)
 
 

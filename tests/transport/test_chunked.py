@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssesync._chunked import MAX_SIZE_LINE, ChunkedDecoder, ChunkedEncodingError
+from ssesync._transport._chunked import MAX_SIZE_LINE, ChunkedDecoder, ChunkedEncodingError
 
 
 def encode(chunks: list[bytes], styles: list[str]) -> bytes:

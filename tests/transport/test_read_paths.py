@@ -1,7 +1,7 @@
 """Both ways of reading a body give the same events, however the server cuts it.
 
 Bodies that are chunked or run to the end of the connection are read through
-a fast path (the connection's socket, and ``ssesync._chunked`` for chunked
+a fast path (the connection's socket, and ``ssesync._transport._chunked`` for chunked
 framing) with urllib3's public ``read1`` as the fallback; these tests run
 every case over both, and over both transports. On Linux the fast path also
 moves a plain socket's read timeout into the kernel (``SO_RCVTIMEO``); the
@@ -23,7 +23,7 @@ import trustme
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ssesync._transport as transport
+import ssesync._transport._body as transport
 from ssesync import EventSource, SSEConnectionError
 from ssesync._parser import Parser
 from ssesync._transport import Attempt, Request, Urllib3Transport

@@ -13,26 +13,16 @@ session's own ``verify`` or ``proxies`` are not silently overridden.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from http.client import HTTPException
 from typing import Any, Optional, Union
 
 from urllib3 import exceptions as u3exc
 
-from ._transport import (
-    Attempt,
-    Request,
-    ResponseStream,
-    Stream,
-    invalid_target_error,
-    presentable_error,
-    proxy_settings,
-    redact_url,
-    request_secrets,
-    skip_interim,
-    urllib3_error,
-)
-from .exceptions import SSEConnectionError
+from ._connect import Attempt, proxy_settings
+from ._errors import invalid_target_error, request_secrets, requests_error, urllib3_error
+from ._protocol import Request, Stream
+from ._response import skip_interim
+from ._urllib3 import ResponseStream
 
 try:
     import requests
@@ -129,43 +119,3 @@ class RequestsTransport:
 
     def close(self) -> None:
         """The session belongs to the caller: it stays open."""
-
-
-def requests_error(
-    exc: requests.RequestException, url: str, secrets: Iterable[str] = ()
-) -> SSEConnectionError:
-    """Translate a ``requests`` failure into a presentable :class:`SSEConnectionError`.
-
-    Raise the result ``from error.__cause__``, as :func:`~ssesync._transport.urllib3_error`'s.
-    """
-    where = redact_url(url)
-    error: SSEConnectionError
-    cause: Optional[BaseException] = exc
-    if isinstance(exc, requests.TooManyRedirects):
-        error = SSEConnectionError(f"too many redirects for {where}", url=where, retryable=False)
-    elif isinstance(exc, requests.exceptions.InvalidHeader):
-        # requests quotes the refused value, and the session's own headers
-        # (unknown to ssesync) may hold it: say what is wrong, not what, and
-        # leave the quoting exception out of the chain.
-        cause = None
-        error = SSEConnectionError(
-            f"invalid request for {where}: a header value has leading whitespace "
-            "or a character HTTP does not allow",
-            url=where,
-            retryable=False,
-        )
-    elif isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                          requests.exceptions.InvalidSchema)):
-        error = SSEConnectionError(f"invalid request for {where}: {exc}", url=where,
-                                   retryable=False)
-    else:
-        inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
-        if isinstance(inner, (u3exc.HTTPError, OSError)):
-            return urllib3_error(inner, url, secrets)
-        if isinstance(exc, requests.Timeout):
-            error = SSEConnectionError(f"timed out on {where}", url=where)
-        else:
-            error = SSEConnectionError(
-                f"request to {where} failed: {type(exc).__name__}", url=where
-            )
-    return presentable_error(error, cause, url, secrets)

@@ -1,7 +1,7 @@
 """Every read path delivers the same events and the same error, at the same point.
 
 A body reaches the parser by one of several paths: the socket fast path
-(``_transport._SocketBody``, with ``ssesync._chunked`` for chunked framing),
+(``_transport._body._SocketBody``, with ``_transport._chunked`` for chunked framing),
 urllib3's public ``read1``, and the same two under the ``requests`` transport.
 A fast path is only as good as its agreement with the public one, so this
 module builds bodies the way servers send them — chunked or close-delimited,
@@ -26,7 +26,7 @@ import requests
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import ssesync._transport as transport
+import ssesync._transport._body as transport
 from ssesync import EventSource, SSEError
 from ssesync.testing import SSEServer
 from tests.spec_reference import reference_parse

@@ -1,0 +1,177 @@
+"""What counts as the response of an event stream.
+
+The status and content-type rules every backend shares (:func:`check_response`,
+with the MIME type read as the Fetch standard reads it), and the interim
+``1xx`` responses that http.client would otherwise hand back as final
+(:class:`_FinalResponse` for our connections, :func:`skip_interim` for a
+caller's).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from http.client import HTTPResponse
+
+import urllib3
+from urllib3 import HTTPHeaderDict
+
+from .._retry import parse_retry_after
+from ..exceptions import SSEConnectionError
+from ._errors import redact_url
+from ._protocol import Stream
+
+__all__ = ["RETRYABLE_STATUSES", "check_response", "is_interim", "mime_essence", "skip_interim"]
+
+log = logging.getLogger("ssesync")
+
+#: Statuses worth retrying: the server is overloaded, restarting or throttling.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def is_interim(status: int) -> bool:
+    """Whether ``status`` is an interim response that a final one follows (not 101)."""
+    return 100 <= status < 200 and status != 101
+
+
+class _FinalResponse(HTTPResponse):
+    """http.client's response, reading past every interim response.
+
+    http.client skips ``100 Continue`` itself but hands back any other
+    interim response, such as ``103 Early Hints``, as if it were final; the
+    final response then lies unread behind it. Our connections use this
+    class, so urllib3 sees the final response (and follows its redirects).
+    """
+
+    def begin(self) -> None:
+        super().begin()
+        while is_interim(self.status):
+            log.debug("skipped an interim %d response", self.status)
+            self.headers = None  # type: ignore[assignment]  # begin() reads the next head
+            super().begin()
+
+
+def skip_interim(response: urllib3.BaseHTTPResponse) -> bool:
+    """Read past interim responses on a connection that is not ours.
+
+    A caller's pool manager or session has http.client's own response class
+    (see :class:`_FinalResponse`), so an interim response arrives here as if
+    it were final. The final one follows on the same connection: read its
+    head into the same http.client response, and set the urllib3 response
+    up again around it. Its redirects are not followed (urllib3 only saw the
+    interim status). Returns whether anything was skipped.
+    """
+    fp = getattr(response, "_fp", None)
+    if not is_interim(response.status) or not isinstance(fp, HTTPResponse):
+        return False
+    while is_interim(fp.status):
+        log.debug("skipped an interim %d response", fp.status)
+        fp.headers = None  # type: ignore[assignment]
+        fp.begin()
+    urllib3.HTTPResponse.__init__(
+        response,  # type: ignore[arg-type]
+        body=fp,
+        headers=HTTPHeaderDict(fp.msg.items()),
+        status=fp.status,
+        version=fp.version,
+        reason=fp.reason,
+        preload_content=False,
+        decode_content=response.decode_content,
+        original_response=fp,
+        pool=getattr(response, "_pool", None),
+        connection=getattr(response, "_connection", None),
+        retries=response.retries,
+        request_url=getattr(response, "_request_url", None),
+        sock_shutdown=getattr(response, "_sock_shutdown", None),
+    )
+    return True
+
+
+def check_response(stream: Stream, url: str) -> None:
+    """Apply the status and content-type rules to an opened response.
+
+    ``200`` with ``text/event-stream`` passes; everything else raises
+    :class:`SSEConnectionError`, marked retryable for ``5xx``, ``408`` and
+    ``429`` (with the server's ``Retry-After``). ``204`` is left to the
+    caller, for whom it means a clean end.
+    """
+    status = stream.status
+    headers = stream.headers
+    where = redact_url(url)
+    if status == 200:
+        content_type = headers.get("Content-Type") or ""
+        if mime_essence(content_type) != "text/event-stream":
+            raise SSEConnectionError(
+                f"expected Content-Type text/event-stream from {where}, "
+                f"got {content_type[:100]!r}",
+                status=status,
+                headers=headers,
+                url=where,
+                retryable=False,
+            )
+        encoding = (headers.get("Content-Encoding") or "identity").strip().lower()
+        decodable = ("identity", *urllib3.HTTPResponse.CONTENT_DECODERS)
+        if any(part.strip() not in decodable for part in encoding.split(",")):
+            raise SSEConnectionError(
+                f"{where} sent the stream with Content-Encoding {encoding[:40]!r}, "
+                "which urllib3 here cannot decode",
+                status=status,
+                headers=headers,
+                url=where,
+                retryable=False,
+            )
+        return
+    if 300 <= status < 400:
+        message = f"HTTP {status} redirect from {where} without a usable Location header"
+    else:
+        message = f"HTTP {status} from {where}"
+    raise SSEConnectionError(
+        message,
+        status=status,
+        headers=headers,
+        url=where,
+        retryable=status >= 500 or status in RETRYABLE_STATUSES,
+        retry_after=parse_retry_after(headers.get("Retry-After")),
+    )
+
+
+_MIME_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def mime_essence(value: str) -> str:
+    """The MIME type of a ``Content-Type`` value, lower case, without parameters.
+
+    As the Fetch standard extracts it: of a comma-separated list (a header
+    sent twice, or a server's odd value), the last valid type counts, and
+    ``*/*`` is not one. Returns ``""`` when there is none.
+    """
+    essence = ""
+    for item in _split_outside_quotes(value):
+        mime = item.split(";", 1)[0].strip(" \t\r\n").lower()
+        kind, slash, subtype = mime.partition("/")
+        valid = slash and _MIME_TOKEN.fullmatch(kind) and _MIME_TOKEN.fullmatch(subtype)
+        if valid and mime != "*/*":
+            essence = mime
+    return essence
+
+
+def _split_outside_quotes(value: str) -> list[str]:
+    if '"' not in value:
+        return value.split(",")
+    items: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            items.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    items.append("".join(current))
+    return items

@@ -1,0 +1,142 @@
+"""The default transport: requests sent through a urllib3 pool manager.
+
+:class:`Urllib3Transport` sends each request with urllib3's ``urlopen``
+(redirects followed, retries left to the read loop) and hands the response
+back as a :class:`ResponseStream`, which the ``requests`` transport also uses
+for the urllib3 response under a ``requests`` one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http.client import HTTPException
+from typing import Any, Optional
+from urllib.parse import urljoin
+
+import urllib3
+from urllib3 import exceptions as u3exc
+from urllib3.util.retry import Retry
+
+from ._body import body_reader
+from ._connect import Attempt, _current, build_pool_manager
+from ._errors import invalid_target_error, request_secrets, urllib3_error
+from ._protocol import MAX_REDIRECTS, Request, Stream
+from ._response import skip_interim
+
+__all__ = ["ResponseStream", "Urllib3Transport"]
+
+log = logging.getLogger("ssesync")
+
+class ResponseStream:
+    """A urllib3 response as a :class:`Stream`, read by :func:`body_reader`.
+
+    Pooled connections. A source that does not keep its connection sends
+    ``Connection: close`` and must never let the connection serve another
+    request. But once urllib3's public path reads a body to its end, urllib3
+    hands the connection back to its pool at once, open (http.client only
+    looks at the response's headers to decide that it persists), before
+    :meth:`close` runs; on a shared pool (an :class:`~ssesync.SSEClient`'s,
+    ``pool_manager=``, a session's) the next request could then be sent on a
+    connection the server is about to close, or is still busy with. So the
+    response's pool is held back while it is read: :meth:`close` closes the
+    connection first and only then returns it, closed, to the pool.
+    """
+
+    __slots__ = ("_pool", "_response", "headers", "read", "status", "url")
+
+    def __init__(
+        self,
+        response: urllib3.BaseHTTPResponse,
+        url: str,
+        reuse: bool,
+        read_timeout: Optional[float] = None,
+    ) -> None:
+        self._response = response
+        self._pool = None
+        if not reuse and hasattr(response, "_pool"):
+            self._pool, response._pool = response._pool, None
+        self.read = body_reader(response, url, reuse=reuse, read_timeout=read_timeout)
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+        # urllib3 keeps the path (or a relative Location) of the last request.
+        self.url: str = urljoin(url, response.url) if response.url else url
+
+    def abort(self) -> None:
+        try:
+            self._response.shutdown()
+        except (ValueError, RuntimeError, OSError, AttributeError):
+            pass  # released, closed or not a socket: nothing is blocked on it
+
+    def close(self, reuse: bool = False) -> None:
+        response = self._response
+        try:
+            if not reuse or self._pool is not None:
+                response.close()  # closes the connection too, while it is ours
+            if self._pool is not None:
+                response._pool, self._pool = self._pool, None  # type: ignore[attr-defined]
+            response.release_conn()
+        except (u3exc.HTTPError, HTTPException, OSError, ValueError):
+            log.debug("error while closing a response", exc_info=True)
+
+
+class Urllib3Transport:
+    """Sends requests through a :class:`urllib3.PoolManager`.
+
+    :param pool_manager: a caller's manager (kept open when we close), or
+        ``None`` to build one from ``tls`` options (closed with us).
+    """
+
+    def __init__(
+        self, pool_manager: Optional[urllib3.PoolManager] = None, **tls: Any
+    ) -> None:
+        self._owns_pool = pool_manager is None
+        self._proxy: Optional[str] = tls.get("proxy") if pool_manager is None else None
+        self.pool_manager = pool_manager if pool_manager is not None else build_pool_manager(**tls)
+        self._retries = Retry(
+            total=None,
+            connect=0,
+            read=0,
+            redirect=MAX_REDIRECTS,
+            status=0,
+            other=0,
+            raise_on_redirect=True,
+            raise_on_status=False,
+            respect_retry_after_header=False,
+        )
+
+    def open(self, request: Request, attempt: Attempt) -> Stream:
+        connect, read = request.timeout
+        _current.attempt = attempt
+        try:
+            response = self.pool_manager.urlopen(
+                request.method,
+                request.url,
+                body=request.body,
+                headers=dict(request.headers),
+                preload_content=False,
+                redirect=True,
+                retries=self._retries,
+                timeout=urllib3.Timeout(connect=connect, read=read),
+            )
+        except (u3exc.HTTPError, HTTPException, OSError) as exc:
+            error = urllib3_error(exc, request.url, request_secrets(request, self._proxy))
+            raise error from error.__cause__
+        except ValueError as exc:  # e.g. a redirect to an unparsable Location
+            error = invalid_target_error(request.url, exc, request_secrets(request, self._proxy))
+            raise error from error.__cause__
+        finally:
+            _current.attempt = None
+        try:
+            skip_interim(response)  # a caller's pool: see _FinalResponse
+        except (HTTPException, OSError) as exc:
+            response.release_conn()
+            error = urllib3_error(exc, request.url, request_secrets(request, self._proxy))
+            raise error from error.__cause__
+        stream = ResponseStream(response, request.url, request.reuse_connection, read)
+        attempt.attach_stream(stream)
+        return stream
+
+    def close(self) -> None:
+        if self._owns_pool:
+            self.pool_manager.clear()
