@@ -28,10 +28,10 @@ import json
 import logging
 import sys
 
+from ._console import _configure_logging, _Policy, _Printer, _run
 from ._event import Event
 from ._source import EventSource
 from ._text import visible
-from .cli import _configure_logging, _Policy, _Printer, _run
 from .exceptions import SSEError
 from .testing import EventSpec, SSEServer, StreamConnection
 

@@ -26,10 +26,12 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import urllib3
 from urllib3 import HTTPHeaderDict
 
+from ._parser import DEFAULT_MAX_EVENT_SIZE
 from ._transport import Request, Timeout, redact_url
 from .exceptions import SSEConnectionError
 
 __all__ = [
+    "DEFAULT_MAX_EVENT_SIZE",
     "DEFAULT_TIMEOUT",
     "Body",
     "HeadersOption",

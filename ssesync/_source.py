@@ -40,8 +40,8 @@ from ._drive import open_until_ready, run
 from ._event import Event, ReadyState
 from ._handlers import Handler, HandlerRegistry
 from ._loop import ReadLoop, Response
-from ._parser import DEFAULT_MAX_EVENT_SIZE
 from ._request import (
+    DEFAULT_MAX_EVENT_SIZE,
     DEFAULT_TIMEOUT,
     Body,
     HeadersOption,

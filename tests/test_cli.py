@@ -31,7 +31,8 @@ import pytest
 import trustme
 
 from ssesync import Event
-from ssesync.cli import _error, _LogFormatter, format_json, format_text, main, proxy_for
+from ssesync._console import _error, _LogFormatter, format_json, format_text
+from ssesync.cli import main, proxy_for
 from ssesync.testing import SSEServer, StreamConnection
 from tests.forward_proxy import ForwardProxy
 from tests.helpers import CLI, ROOT, WAIT, RawServer, cli_env, closed_port, run_cli
