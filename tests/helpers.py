@@ -191,3 +191,15 @@ class RawServer:
                     sock.sendall(self.payload)
                 except OSError:
                     pass
+
+
+def events_then_stall(*data: str) -> Callable[[StreamConnection], None]:
+    """A route handler sending one event per item of ``data``, then silence."""
+
+    def handler(conn: StreamConnection) -> None:
+        conn.send_headers()
+        for item in data:
+            conn.event(item)
+        conn.stall()
+
+    return handler

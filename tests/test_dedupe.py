@@ -1,0 +1,79 @@
+"""The replay filter (``ssesync._dedupe``): replays are skipped, new information never.
+
+Pure bookkeeping, so each rule of API.md section 4 is a few lines here; the
+loopback tests of the same rules are in tests/test_source.py.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from ssesync._dedupe import DEDUPE_WINDOW, KEPT_DATA, ReplayFilter, replay_key
+
+
+def test_the_same_id_and_data_is_a_replay() -> None:
+    replay = ReplayFilter()
+    assert not replay.is_replay("1", "a")
+    assert replay.is_replay("1", "a")
+
+
+def test_the_same_id_with_new_data_is_new_information() -> None:
+    # A restarted server counting from 1 again, or a version id.
+    replay = ReplayFilter()
+    assert not replay.is_replay("1", "a")
+    assert not replay.is_replay("1", "b")
+    assert replay.is_replay("1", "a")  # any earlier (id, data) pair counts
+
+
+def test_an_id_less_event_is_a_replay_only_right_after_a_reconnect() -> None:
+    replay = ReplayFilter()
+    replay.reconnected()  # the first connection: nothing delivered yet
+    assert not replay.is_replay(None, "state")
+    assert not replay.is_replay(None, "state")  # a healthy stream repeats values
+    replay.reconnected()
+    assert replay.is_replay(None, "state")
+    assert not replay.is_replay(None, "state")  # only the first event after it
+
+
+def test_an_event_with_an_id_ends_the_check_after_a_reconnect() -> None:
+    replay = ReplayFilter()
+    replay.is_replay(None, "x")
+    replay.reconnected()
+    assert not replay.is_replay("5", "y")
+    assert not replay.is_replay(None, "y")
+
+
+def test_long_data_is_remembered_by_length_and_hash_not_kept() -> None:
+    long = "x" * (KEPT_DATA + 1)
+    assert replay_key("1", long) == ("1", (len(long), hash(long)))
+    assert replay_key("1", "short") == ("1", "short")
+    replay = ReplayFilter()
+    replay.is_replay("1", long)
+    assert replay.is_replay("1", "x" * (KEPT_DATA + 1))
+    assert not replay.is_replay("1", "x" * (KEPT_DATA + 2))
+
+
+def test_memory_holds_between_one_and_two_windows_of_the_newest_ids() -> None:
+    replay = ReplayFilter()
+    for number in range(2 * DEDUPE_WINDOW + 1):
+        replay.is_replay(str(number), "d")
+        assert len(replay.seen) <= 2 * DEDUPE_WINDOW
+    assert len(replay.seen) >= DEDUPE_WINDOW
+    assert replay.is_replay(str(2 * DEDUPE_WINDOW), "d")  # the newest are kept
+    assert not replay.is_replay("0", "d")  # the oldest forgotten
+
+
+def test_every_skip_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="ssesync")
+    replay = ReplayFilter()
+    replay.is_replay("1", "a")
+    replay.is_replay("1", "a")
+    replay.reconnected()
+    replay.is_replay(None, "a")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "skipped a replay of the event with id '1'",
+        "skipped an id-less replay of the last event after a reconnect",
+    ]

@@ -1,0 +1,89 @@
+"""Options and requests (``ssesync._request``): checked up front, built per attempt.
+
+Every option is checked in the constructor with an error that names it; the
+headers of each attempt are those of the moment (a callable is called before
+every connection).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ssesync import EventSource, SSEClient, SSEConnectionError
+from ssesync.testing import SSEServer
+from tests.helpers import fast
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "names"),
+    [
+        ({"timeout": -1}, ValueError, "timeout"),
+        ({"timeout": (1, 2, 3)}, ValueError, "timeout"),
+        ({"timeout": "soon"}, TypeError, "timeout"),
+        ({"timeout": (1, -2)}, ValueError, "timeout"),
+        ({"retry_delay": -1}, ValueError, "retry_delay"),
+        ({"retry_delay": "3s"}, TypeError, "retry_delay"),
+        ({"max_retry_delay": float("nan")}, ValueError, "max_retry_delay"),
+        ({"max_retries": -1}, ValueError, "max_retries"),
+        ({"max_retries": 1.5}, TypeError, "max_retries"),
+        ({"max_event_size": 0}, ValueError, "max_event_size"),
+        ({"max_event_size": "big"}, TypeError, "max_event_size"),
+        ({"method": "GE T"}, ValueError, "method"),
+        ({"method": 5}, TypeError, "method"),
+        ({"headers": 5}, TypeError, "headers"),
+        ({"params": 5}, TypeError, "params"),
+        ({"data": 5}, TypeError, "data"),
+        ({"data": b"x", "json": {}}, ValueError, "json"),
+        ({"last_event_id": 7}, TypeError, "last_event_id"),
+        ({"last_event_id": "a\nb"}, ValueError, "last_event_id"),
+        ({"reconnect": "yes"}, TypeError, "reconnect"),
+        ({"dedupe": 1}, TypeError, "dedupe"),
+        ({"strict": None}, TypeError, "strict"),
+        ({"keep_connection": "no"}, TypeError, "keep_connection"),
+        ({"verify": 1}, TypeError, "verify"),
+        ({"cert": 5}, TypeError, "cert"),
+        ({"proxy": "ftp://proxy"}, ValueError, "proxy"),
+        ({"pool_manager": object()}, TypeError, "pool_manager"),
+        ({"dispatcher": 5}, TypeError, "dispatcher"),
+    ],
+)
+def test_every_option_is_checked_in_the_constructor(
+    options: dict[str, Any], error: type[Exception], names: str
+) -> None:
+    with pytest.raises(error, match=names):
+        EventSource("http://127.0.0.1:9/", **options)
+
+
+def test_an_unknown_option_is_refused_by_sseclient_at_once() -> None:
+    # It used to be accepted and to fail only at connect().
+    with pytest.raises(TypeError, match="retries"):
+        SSEClient(retries=3)
+    with pytest.raises(TypeError, match="retries"):
+        EventSource("http://127.0.0.1:9/", retries=3)  # type: ignore[call-arg]
+    with SSEClient() as client, pytest.raises(ValueError, match="timeout"):
+        client.connect("http://127.0.0.1:9/", timeout=-1)
+
+
+def test_callable_headers_are_called_before_every_connection(sse_server: SSEServer) -> None:
+    sse_server.route(
+        "/s",
+        sse_server.events([{"id": "1", "data": "a"}]),
+        sse_server.events([{"id": "2", "data": "b"}]),
+        sse_server.status(204),
+    )
+    tokens = iter(["t1", "t2", "t3"])
+    url = sse_server.url_for("/s")
+    source = fast(url, headers=lambda: {"Authorization": f"Bearer {next(tokens)}"})
+    with source:
+        assert [e.data for e in source] == ["a", "b"]
+    sent = [r.headers["Authorization"] for r in sse_server.requests_for("/s")]
+    assert sent == ["Bearer t1", "Bearer t2", "Bearer t3"]
+
+
+def test_callable_headers_returning_a_bad_value_is_a_clear_error(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "a"}]))
+    source = fast(sse_server.url_for("/s"), headers=lambda: {"X-Bad": "a\r\nb"})
+    with source, pytest.raises(SSEConnectionError, match="X-Bad"):
+        list(source)
