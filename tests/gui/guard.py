@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Optional
 
+from ssesync import EventSource
+
 
 class Hung(Exception):
     """The guarded code did not finish in time: in these tests, a deadlock."""
@@ -52,3 +54,17 @@ def hang_guard(seconds: float, what: str) -> Iterator[None]:
         _armed = None
         timer.cancel()
         timer.join()
+
+
+#: close() returns in milliseconds; past this bound it is a deadlock.
+CLOSE_BOUND = 5.0
+
+
+@contextmanager
+def closing_on_gui_thread(source: EventSource) -> Iterator[EventSource]:
+    """Close ``source`` at the end of the block, from this (the GUI) thread, guarded."""
+    try:
+        yield source
+    finally:
+        with hang_guard(CLOSE_BOUND, "close() on the GUI thread"):
+            source.close()

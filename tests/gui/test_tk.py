@@ -19,14 +19,12 @@ import pytest
 
 from ssesync import dispatchers
 from ssesync.testing import SSEServer
-from tests.gui.guard import Hung, hang_guard
+from tests.gui.guard import CLOSE_BOUND, Hung, closing_on_gui_thread, hang_guard
 from tests.gui.loader import load_example
 from tests.helpers import WAIT, endless_stream, fast, reader_threads, settle
 
 tkinter = pytest.importorskip("tkinter", reason="tkinter is not available (Debian: python3-tk)")
 
-#: close() returns in milliseconds; past this bound it is a deadlock.
-CLOSE_BOUND = 5.0
 #: How often the close-during-a-flood scenario runs.
 FLOOD_RUNS = 50
 
@@ -105,7 +103,7 @@ def test_events_arrive_in_order_on_the_tk_thread_across_a_reconnect(
     got: list[tuple[str, int]] = []
     source = fast(sse_server.url_for("/s"), dispatcher=dispatchers.tk(tk_app.root))
     source.on("message", lambda event: got.append((event.data, threading.get_ident())))
-    with source.start():
+    with closing_on_gui_thread(source.start()):
         assert tk_app.run_until(lambda: len(got) >= 10), got
     assert [data for data, _ in got] == [str(i) for i in range(10)]
     assert {thread for _, thread in got} == {gui_thread()}
@@ -172,9 +170,9 @@ def _close_during_flood(url: str, run: int) -> float:
             close_time.append(time.monotonic() - started)
             seen_at_close.append(len(seen))
 
-        source.start()
         app.root.after(1, close_when_flooded)
-        assert app.run_until(lambda: bool(seen_at_close)), (run, app.errors)
+        with closing_on_gui_thread(source.start()):
+            assert app.run_until(lambda: bool(seen_at_close)), (run, app.errors)
         assert not reader_threads(), run
         app.run_for(0.06)  # the pump runs what was still queued: every call is skipped
         assert len(seen) == seen_at_close[0], f"run {run}: a handler ran after close()"
