@@ -205,7 +205,8 @@ class Comment:
         usually follows it.
     """
 
-    __slots__ = ("text",)
+    # A dict of slots gives the attribute its documentation.
+    __slots__ = {"text": "The text after the colon, less one leading space."}
 
     text: str
 
