@@ -69,11 +69,14 @@ def tk(widget: tkinter.Misc, interval_ms: int = 20) -> Dispatcher:
     Make the dispatcher on the Tk thread — the thread that created the
     ``Tk()`` root — typically right before the source.
 
-    When ``widget`` is destroyed the dispatcher stops: calls still queued
-    then, and any handed to it later, are dropped unrun. So close the source
-    first (``close()`` returns once the reader thread has ended), then
-    destroy the window. A call that raises is reported by Tk as any callback
-    error is (``report_callback_exception``); the calls after it still run.
+    It runs whatever it is given, in order, one call at a time. Calls still
+    queued when the source closes run too; those that deliver events find
+    the source closed and call no handler. When ``widget`` is
+    destroyed the dispatcher stops: calls still queued then, and any handed
+    to it later, are dropped unrun. So close the source first (``close()``
+    returns once the reader thread has ended), then destroy the window. A
+    call that raises is reported by Tk as any callback error is
+    (``report_callback_exception``); the calls after it still run.
 
     :param widget: any widget of the application; its lifetime bounds the
         dispatcher's.
@@ -176,9 +179,12 @@ def qt() -> Dispatcher:
     ``QCoreApplication``) has been created. It uses PySide6, or PyQt6 when
     only that is installed (or already imported).
 
-    Calls still queued when the event loop ends are not run. A call that
-    raises is reported with :func:`sys.excepthook` (a traceback on stderr by
-    default); the calls after it still run.
+    It runs whatever it is given, in order, one call at a time. Calls still
+    queued when the source closes run too; those that deliver events find
+    the source closed and call no handler. Calls still queued when the
+    event loop ends are not run. A call that raises is reported with
+    :func:`sys.excepthook` (a traceback on stderr by default); the calls
+    after it still run.
 
     :raises RuntimeError: when there is no application yet, or when called
         on another thread than the application's.

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from tests.gui.loader import import_or_skip
+
 #: Seconds Xvfb may take to start.
 XVFB_START = 10.0
 
@@ -81,7 +83,5 @@ def _read_display_number(fd: int) -> int | None:
 def qt_app() -> Any:
     """The process's ``QApplication`` (PySide6, offscreen), made once for the session."""
     os.environ["QT_QPA_PLATFORM"] = "offscreen"  # no display needed, whatever DISPLAY says
-    widgets = pytest.importorskip(
-        "PySide6.QtWidgets", reason="PySide6 is not installed (pip install PySide6-Essentials)"
-    )
+    widgets = import_or_skip("PySide6.QtWidgets", "pip install -e '.[gui]'")
     return widgets.QApplication.instance() or widgets.QApplication([])

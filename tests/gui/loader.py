@@ -1,10 +1,13 @@
-"""Load the documentation's example programs (``docs/examples``), which the GUI tests run."""
+"""Imports for the GUI tests: the toolkits (or a skip), and the documentation's examples."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
@@ -18,3 +21,16 @@ def load_example(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def import_or_skip(name: str, hint: str) -> ModuleType:
+    """Import ``name``, or skip the tests that need it, saying why and how to get it.
+
+    Unlike ``pytest.importorskip`` (pytest 8.2 and later) this also skips
+    when the module is installed but fails to import, as PySide6 does on a
+    host without the system libraries Qt needs.
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        pytest.skip(f"{name} cannot be imported ({exc}); {hint}", allow_module_level=True)

@@ -22,12 +22,10 @@ import pytest
 from ssesync import dispatchers
 from ssesync.testing import SSEServer
 from tests.gui.guard import CLOSE_BOUND, closing_on_gui_thread, hang_guard
-from tests.gui.loader import load_example
+from tests.gui.loader import import_or_skip, load_example
 from tests.helpers import WAIT, endless_stream, fast, reader_threads, settle
 
-QtCore = pytest.importorskip(
-    "PySide6.QtCore", reason="PySide6 is not installed (pip install PySide6-Essentials)"
-)
+QtCore = import_or_skip("PySide6.QtCore", "pip install -e '.[gui]'")
 
 #: How often the close-during-a-flood scenario runs.
 FLOOD_RUNS = 50

@@ -20,10 +20,10 @@ import pytest
 from ssesync import dispatchers
 from ssesync.testing import SSEServer
 from tests.gui.guard import CLOSE_BOUND, Hung, closing_on_gui_thread, hang_guard
-from tests.gui.loader import load_example
+from tests.gui.loader import import_or_skip, load_example
 from tests.helpers import WAIT, endless_stream, fast, reader_threads, settle
 
-tkinter = pytest.importorskip("tkinter", reason="tkinter is not available (Debian: python3-tk)")
+tkinter = import_or_skip("tkinter", "Debian: apt-get install python3-tk")
 
 #: How often the close-during-a-flood scenario runs.
 FLOOD_RUNS = 50
