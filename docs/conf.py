@@ -23,9 +23,8 @@ extensions = [
 
 exclude_patterns = ["_build"]
 root_doc = "index"
-html_theme = "alabaster"
+html_theme = "furo"
 html_title = f"ssesync {release}"
-pygments_style = "sphinx"
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

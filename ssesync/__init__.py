@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from ._client import SSEClient, SSEConnection
-from ._event import Event, ReadyState
+from ._event import Comment, Event, ReadyState
 from ._source import EventSource
 from .exceptions import SSEConnectionError, SSEError, SSEParsingError
 
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 logging.getLogger("ssesync").addHandler(logging.NullHandler())
 
 __all__ = [
+    "Comment",
     "Event",
     "EventSource",
     "ReadyState",

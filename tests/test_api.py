@@ -25,6 +25,7 @@ from ssesync.testing import SSEServer
 
 def test_public_names_are_exported_once() -> None:
     assert set(ssesync.__all__) == {
+        "Comment",
         "Event",
         "EventSource",
         "ReadyState",
