@@ -276,30 +276,38 @@ class ReadLoop:
         ``ReplayFilter.is_replay`` inlined for events with ids, which is
         every event of many streams: this runs once per event.
         """
-        seen, order = replay.seen, replay.order
+        seen = replay.seen
+        checking = replay.check_next
         out: Optional[list[Item]] = None
+        last_data: Optional[str] = None  # not yet written back to the filter
         for index, item in enumerate(items):
             if item.__class__ is Event:
-                event_id = item.id
                 data = item.data
+                event_id = item.id
                 if event_id:
-                    key = (event_id, data if len(data) <= KEPT_DATA else (len(data), hash(data)))
-                    if key in seen:
+                    key = data if len(data) <= KEPT_DATA else (len(data), hash(data))
+                    if seen.get(event_id) == key:
                         log.debug("skipped a replay of the event with id %r", event_id)
                         if out is None:
                             out = items[:index]
                         continue
-                    seen.add(key)
-                    order.append(key)
-                    replay.check_next = False
-                    replay.last_data = data
-                elif replay.is_replay(None, data):
-                    if out is None:
-                        out = items[:index]
-                    continue
+                    seen[event_id] = key
+                    last_data = data
+                    if checking:
+                        replay.check_next = checking = False
+                else:
+                    if last_data is not None:
+                        replay.last_data, last_data = last_data, None
+                    checking = False  # is_replay() ends the check either way
+                    if replay.is_replay(None, data):
+                        if out is None:
+                            out = items[:index]
+                        continue
             if out is not None:
                 out.append(item)
-        if len(order) > replay.limit:
+        if last_data is not None:
+            replay.last_data = last_data
+        if len(seen) > replay.limit:
             replay.forget_old()
         return items if out is None else out
 

@@ -550,9 +550,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--profile-top", type=int, default=25, metavar="N")
     parser.add_argument(
         "--baseline",
-        metavar="REV",
+        metavar="REV[,REV]",
         help="also run ssesync's clients from git revision REV (checked out in a temporary "
-        "worktree), each beside its current version, to compare two versions in one run",
+        "worktree), each beside its current version, to compare versions in one run",
     )
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 3)
@@ -584,7 +584,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not clients:
         raise SystemExit("no client to run (missing: " + ", ".join(missing) + ")")
     if args.baseline and not args.profile:
-        clients = _with_baseline(clients, args.baseline)
+        for revision in args.baseline.split(","):
+            clients = _with_baseline(clients, revision)
 
     machine = describe_machine()
     print_machine(machine)
@@ -656,9 +657,9 @@ def _with_baseline(clients: list[str], revision: str) -> list[str]:
     out: list[str] = []
     for client in clients:
         out.append(client)
-        if client.startswith("ssesync"):
+        if client.startswith("ssesync") and "@" not in client:
             out.append(f"{client}@{revision}")
-    return out
+    return sorted(out, key=lambda name: clients.index(name.split("@")[0]))
 
 
 def _spec(
