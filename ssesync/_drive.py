@@ -24,7 +24,7 @@ import threading
 from collections.abc import Iterator
 from typing import Callable, Optional
 
-from ._event import Event
+from ._event import Comment, Event
 from ._loop import Item, ReadLoop, Step
 from ._transport import Transport
 from .exceptions import SSEConnectionError, SSEError
@@ -34,9 +34,17 @@ __all__ = ["open_until_ready", "run"]
 Deliver = Callable[[list[Item], bool], None]
 
 
-def run(loop: ReadLoop, transport: Transport, deliver: Optional[Deliver] = None) -> Iterator[Event]:
+def run(
+    loop: ReadLoop,
+    transport: Transport,
+    deliver: Optional[Deliver] = None,
+    *,
+    comments: bool = False,
+) -> Iterator[Event]:
     """Drive ``loop`` until it stops; yield its events, or give them to ``deliver``.
 
+    :param comments: yield each comment too, as a :class:`~ssesync.Comment`
+        after its hooks ran (``source.stream()``).
     :raises SSEError: (iteration only) the error the source ended with.
     """
     loop.driver_thread = threading.get_ident()
@@ -73,6 +81,8 @@ def run(loop: ReadLoop, transport: Transport, deliver: Optional[Deliver] = None)
                                         yield item
                                     else:
                                         comment(item)  # type: ignore[arg-type]
+                                        if comments:
+                                            yield Comment(item)  # type: ignore[misc,arg-type]
                                 loop.last_event_id = parser.last_event_id
                         if parser.error is not None:
                             # Raised only now: the events before it went out first.

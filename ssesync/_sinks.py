@@ -5,6 +5,9 @@
   with is raised by the iterator rather than reported as uncaught.
 - :class:`CallbackSink`: ``start()`` (and the hub). Each event goes to the
   handlers of its type, on the reading thread, in registration order.
+- :class:`QueueSink`: ``source.stream(idle=...)``. A reading thread puts
+  events and comments into a queue, which the caller's iterator takes them
+  from with a timeout, so it can wake while the upstream is silent.
 - :class:`DispatcherSink`: ``dispatcher=``. Each event, and each hook call,
   is handed to the application's dispatcher as a zero-argument function, in
   stream order, to run where the application wants (a GUI thread).
@@ -17,16 +20,17 @@ from any thread) and has a path of its own for reads of plain messages.
 from __future__ import annotations
 
 import functools
+import queue
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ._event import Event
+from ._event import Comment, Event
 from ._handlers import HandlerRegistry
 from .exceptions import SSEError
 
 if TYPE_CHECKING:
     from ._loop import Item, ReadLoop
 
-__all__ = ["CallbackSink", "DispatcherSink", "IterationSink"]
+__all__ = ["CallbackSink", "DispatcherSink", "IterationSink", "QueueSink"]
 
 Dispatcher = Callable[[Callable[[], None]], Any]
 
@@ -190,3 +194,55 @@ class DispatcherSink(CallbackSink):
     def _event(self, event: Event) -> None:
         if not self.loop.closing:
             self.dispatch(event)
+
+
+#: Put into a QueueSink's queue when the source is over.
+END = object()
+
+
+class QueueSink(IterationSink):
+    """Events and comments into a bounded queue, for an iterator on another thread.
+
+    The queue is bounded, so a consumer slower than the stream holds the
+    reader back (as a slow handler does) instead of letting events pile up;
+    a put waits at most :data:`POLL` seconds at a time, so ``close()`` is
+    noticed even while the queue is full.
+    """
+
+    __slots__ = ("loop", "queue")
+
+    POLL = 0.1
+
+    def __init__(self, registry: HandlerRegistry, loop: ReadLoop, size: int = 1024) -> None:
+        super().__init__(registry)
+        self.loop = loop
+        self.queue: queue.Queue[object] = queue.Queue(size)
+
+    def comment(self, text: str) -> None:
+        super().comment(text)
+        self._put(Comment(text))
+
+    def deliver(self, items: list[Item], plain: bool) -> None:
+        loop = self.loop
+        for item in items:
+            if item.__class__ is Event:
+                loop.last_event_id = item.last_event_id
+                self._put(item)
+            else:
+                self.comment(item)  # type: ignore[arg-type]
+        parser = loop.parser
+        if parser is not None:
+            loop.last_event_id = parser.last_event_id
+
+    def end(self) -> None:
+        """The source is over: the iterator stops once it has taken everything."""
+        self._put(END)
+
+    def _put(self, item: object) -> None:
+        while True:
+            try:
+                self.queue.put(item, timeout=self.POLL)
+                return
+            except queue.Full:
+                if self.loop.closing:
+                    return  # the iterator left: nobody takes from the queue any more

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any, Callable, Optional, TypeVar, Union
@@ -37,7 +38,7 @@ from typing import Any, Callable, Optional, TypeVar, Union
 import urllib3
 
 from ._drive import open_until_ready, run
-from ._event import Event, ReadyState
+from ._event import Comment, Event, ReadyState
 from ._handlers import Handler, HandlerRegistry
 from ._loop import ReadLoop, Response
 from ._request import (
@@ -50,7 +51,7 @@ from ._request import (
     check_callable,
     check_headers,
 )
-from ._sinks import CallbackSink, Dispatcher, DispatcherSink, IterationSink
+from ._sinks import END, CallbackSink, Dispatcher, DispatcherSink, IterationSink, QueueSink
 from ._transport import Timeout, Transport, open_transport, redact_url
 
 __all__ = ["EventSource"]
@@ -280,6 +281,46 @@ class EventSource:
     def __next__(self) -> Event:
         return next(iter(self))
 
+    def stream(self, idle: Optional[float] = None) -> Iterator[Union[Event, Comment, None]]:
+        """Iterate like ``iter(source)``, but yield comments too, in stream order.
+
+        Made for relays (a Django or Flask view passing an upstream on to its
+        own clients): each :class:`~ssesync.Event` and :class:`~ssesync.Comment`
+        can be written out again with its ``to_sse()``. With ``idle``
+        (seconds), ``None`` is yielded whenever that long passes with nothing
+        read, so a relay can write a keep-alive of its own — and so learn
+        that its client has gone — while the upstream is silent; the stream
+        is then read by a background thread (where the hooks run) and handed
+        over through a bounded queue. Leaving the loop closes the upstream
+        connection at once.
+
+        :raises SSEError: the error the source ended with, as iteration does.
+        """
+        if idle is not None:
+            if isinstance(idle, bool) or not isinstance(idle, (int, float)):
+                raise TypeError(f"idle must be seconds or None, not {type(idle).__name__}")
+            if not idle > 0:
+                raise ValueError(f"idle must be above 0 seconds, not {idle!r}")
+        with self._lock:
+            if self._thread is not None or self._iterator is not None:
+                raise RuntimeError("this EventSource is already started or iterated")
+            if self._closed:
+                return iter(())
+            loop = self._loop or self._new_loop()
+            if idle is None:
+                inner = run(loop, self._transport, comments=True)
+                self._iterator = inner
+                return _leaving_closes(inner)
+            sink = QueueSink(self._registry, loop)
+            loop.sink = sink
+            self._thread = threading.Thread(
+                target=_read_into, args=(loop, self._transport, sink),
+                name=f"ssesync-{redact_url(self.url)}", daemon=True,
+            )  # fmt: skip
+            self._thread_pid = os.getpid()
+        self._thread.start()
+        return _from_queue(loop, sink, self._thread, idle)
+
     def __enter__(self) -> EventSource:
         return self
 
@@ -430,3 +471,49 @@ class EventSource:
         loop = self._loop
         if loop is not None:
             loop.request_reconnect()
+
+
+# -- source.stream(): generators that refer to the loop, never to the source ----------------
+
+
+def _leaving_closes(inner: Iterator[Any]) -> Iterator[Any]:
+    """Yield from ``inner``; leaving (break, an exception, garbage) closes it at once."""
+    try:
+        yield from inner
+    finally:
+        inner.close()  # type: ignore[attr-defined]
+
+
+def _read_into(loop: ReadLoop, transport: Transport, sink: QueueSink) -> None:
+    """The reading thread of ``stream(idle=...)``."""
+    try:
+        for _ in run(loop, transport, sink.deliver):
+            pass
+    except BaseException as exc:  # a bug: report it rather than die silently
+        log.exception("unexpected error in the ssesync reader thread")
+        sink.registry.report_error(exc, uncaught=True)
+    finally:
+        sink.end()
+
+
+def _from_queue(
+    loop: ReadLoop, sink: QueueSink, thread: threading.Thread, idle: float
+) -> Iterator[Union[Event, Comment, None]]:
+    """What ``stream(idle=...)`` yields: items from the reader's queue, ``None`` when idle."""
+    get = sink.queue.get
+    try:
+        while True:
+            try:
+                item = get(timeout=idle)
+            except queue.Empty:
+                yield None
+                continue
+            if item is END:
+                break
+            yield item  # type: ignore[misc]
+    finally:
+        loop.close()
+        if thread is not threading.current_thread():
+            thread.join()
+    if loop.fatal is not None:
+        raise loop.fatal

@@ -1,0 +1,110 @@
+"""``source.stream(idle=None)``: events and comments in stream order, for relays.
+
+What a Django or Flask view needs to pass an upstream on: every item with
+its ``to_sse()``, a ``None`` whenever the upstream has been silent for
+``idle`` seconds (so the view can write a keep-alive and learn that its own
+client left), and the upstream closed the moment the view stops.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from ssesync import Comment, Event, EventSource, SSEConnectionError
+from ssesync._parser import Parser
+from ssesync.testing import SSEServer, StreamConnection
+from tests.helpers import WAIT, fast, reader_threads, settle
+
+
+def _left_when_closed(events: list[bytes]) -> tuple[object, threading.Event]:
+    """A handler sending ``events`` then silence, and an event set once the client left."""
+    left = threading.Event()
+
+    def handler(conn: StreamConnection) -> None:
+        conn.send_headers()
+        for piece in events:
+            conn.send(piece)
+        conn.stall()  # silent until the client leaves
+        left.set()
+
+    return handler, left
+
+
+@pytest.mark.parametrize("idle", [None, 0.05], ids=["no-idle", "idle"])
+def test_events_and_comments_come_in_stream_order(sse_server: SSEServer, idle: object) -> None:
+    body = [b": hello\n\n", b"id: 1\ndata: a\n\n", b"data: b\n: mid\ndata: c\n\n", b":\n"]
+    handler, _ = _left_when_closed(body)
+    sse_server.route("/s", handler)
+    got: list[object] = []
+    with fast(sse_server.url_for("/s")) as source:
+        for item in source.stream(idle=idle):  # type: ignore[arg-type]
+            if item is None:
+                continue
+            got.append(item)
+            if len(got) == 5:
+                break
+    assert got == [Comment("hello"), Event("a", id="1", last_event_id="1"),
+                   Comment("mid"), Event("b\nc", last_event_id="1"), Comment("")]  # fmt: skip
+
+
+def test_idle_yields_none_while_the_upstream_is_silent(sse_server: SSEServer) -> None:
+    handler, _ = _left_when_closed([b"data: first\n\n"])
+    sse_server.route("/s", handler)
+    items: list[object] = []
+    with fast(sse_server.url_for("/s")) as source:
+        for item in source.stream(idle=0.02):
+            items.append(item)
+            if items.count(None) == 3:
+                break
+    assert items[0] == Event("first")
+    assert items[1:] == [None, None, None]
+
+
+@pytest.mark.parametrize("idle", [None, 0.05], ids=["no-idle", "idle"])
+def test_leaving_the_stream_closes_the_upstream_at_once(
+    sse_server: SSEServer, idle: object
+) -> None:
+    handler, left = _left_when_closed([b"data: one\n\n"])
+    sse_server.route("/s", handler)
+    source = fast(sse_server.url_for("/s"))  # still referred to: leaving alone must close
+    for item in source.stream(idle=idle):  # type: ignore[arg-type]
+        if isinstance(item, Event):
+            break
+    assert left.wait(WAIT)
+    assert settle(lambda: not reader_threads())
+    source.close()
+
+
+def test_a_relay_writes_what_its_upstream_sent(sse_server: SSEServer) -> None:
+    # to_sse() of each item, parsed again, gives the same events and comments.
+    body = b": hi\n\nevent: e\nid: 9\nretry: 250\ndata: x\ndata: y\n\ndata:  spaced\n\n"
+    sse_server.route("/s", sse_server.raw([body]))
+    with fast(sse_server.url_for("/s"), reconnect=False) as source:
+        items = [item for item in source.stream() if item is not None]
+    relayed = "".join(item.to_sse() for item in items).encode()  # type: ignore[union-attr]
+    again = Parser().feed(relayed)
+    assert [i if isinstance(i, Event) else Comment(i) for i in again] == items
+
+
+@pytest.mark.parametrize("idle", [None, 0.05], ids=["no-idle", "idle"])
+def test_a_fatal_error_is_raised_after_what_came_before_it(
+    sse_server: SSEServer, idle: object
+) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "a"}]), sse_server.status(404))
+    got: list[object] = []
+
+    def relay() -> None:
+        for item in source.stream(idle=idle):  # type: ignore[arg-type]
+            got.append(item)
+
+    with fast(sse_server.url_for("/s")) as source, pytest.raises(SSEConnectionError):
+        relay()
+    assert Event("a") in got
+
+
+@pytest.mark.parametrize("idle", [0, -1, "1"])
+def test_idle_must_be_positive_seconds(idle: object) -> None:
+    with pytest.raises((TypeError, ValueError), match="idle"):
+        EventSource("http://127.0.0.1:9/").stream(idle=idle)  # type: ignore[arg-type]
