@@ -11,6 +11,7 @@ import logging
 
 from ._client import SSEClient, SSEConnection
 from ._event import Comment, Event, ReadyState
+from ._hub import Hub
 from ._source import EventSource
 from .exceptions import SSEConnectionError, SSEError, SSEParsingError
 
@@ -23,6 +24,7 @@ __all__ = [
     "Comment",
     "Event",
     "EventSource",
+    "Hub",
     "ReadyState",
     "SSEClient",
     "SSEConnection",

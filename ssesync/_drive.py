@@ -20,16 +20,21 @@ whose ``finally`` closes the connection — no garbage collector needed.
 
 from __future__ import annotations
 
+import logging
+import queue
 import threading
 from collections.abc import Iterator
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from ._event import Comment, Event
 from ._loop import Item, ReadLoop, Step
+from ._sinks import END, CallbackSink, QueueSink
 from ._transport import Transport
 from .exceptions import SSEConnectionError, SSEError
 
-__all__ = ["open_until_ready", "run"]
+log = logging.getLogger("ssesync")
+
+__all__ = ["deliver_all", "from_queue", "leaving_closes", "open_until_ready", "read_into", "run"]
 
 Deliver = Callable[[list[Item], bool], None]
 
@@ -136,3 +141,57 @@ def open_until_ready(loop: ReadLoop, transport: Transport) -> None:
         loop.finish()
         if loop.fatal is not None:
             raise loop.fatal
+
+
+# -- the other drivers: the thread of start(), and source.stream() -------------------------
+
+
+def leaving_closes(inner: Iterator[Any]) -> Iterator[Any]:
+    """Yield from ``inner``; leaving (break, an exception, garbage) closes it at once."""
+    try:
+        yield from inner
+    finally:
+        inner.close()  # type: ignore[attr-defined]
+
+
+def deliver_all(
+    loop: ReadLoop, transport: Transport, sink: Union[CallbackSink, QueueSink]
+) -> None:
+    """The body of a reading thread: run the loop, the sink dispatching its events."""
+    try:
+        for _ in run(loop, transport, sink.deliver):
+            pass  # the sink dispatches; nothing is yielded
+    except BaseException as exc:  # a bug: report it rather than die silently
+        log.exception("unexpected error in the ssesync reader thread")
+        sink.registry.report_error(exc, uncaught=True)
+
+
+def read_into(loop: ReadLoop, transport: Transport, sink: QueueSink) -> None:
+    """The reading thread of ``stream(idle=...)``."""
+    try:
+        deliver_all(loop, transport, sink)
+    finally:
+        sink.end()
+
+
+def from_queue(
+    loop: ReadLoop, sink: QueueSink, thread: threading.Thread, idle: float
+) -> Iterator[Union[Event, Comment, None]]:
+    """What ``stream(idle=...)`` yields: items from the reader's queue, ``None`` when idle."""
+    get = sink.queue.get
+    try:
+        while True:
+            try:
+                item = get(timeout=idle)
+            except queue.Empty:
+                yield None
+                continue
+            if item is END:
+                break
+            yield item  # type: ignore[misc]
+    finally:
+        loop.close()
+        if thread is not threading.current_thread():
+            thread.join()
+    if loop.fatal is not None:
+        raise loop.fatal

@@ -38,6 +38,8 @@ __all__ = [
     "Options",
     "RequestPlan",
     "check_callable",
+    "check_headers",
+    "check_seconds",
 ]
 
 #: The default timeouts in seconds: (connect, read).
@@ -79,6 +81,16 @@ def _check_ms(value: Any, name: str) -> float:
     if not (value >= 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be 0 or more milliseconds, not {value!r}")
     return float(value)
+
+
+def check_seconds(value: Any, name: str) -> None:
+    """Check an optional number of seconds above 0 (``idle=``)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be seconds or None, not {type(value).__name__}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be above 0 seconds, not {value!r}")
 
 
 def _check_seconds(value: Any) -> Optional[float]:
@@ -165,6 +177,29 @@ class Options:
     strict: bool
     max_event_size: int
     keep_connection: bool
+
+    #: The options of EventSource that this class checks and keeps.
+    SOURCE_OPTIONS = (
+        "method", "params", "data", "json", "last_event_id", "reconnect", "retry_delay",
+        "max_retry_delay", "max_retries", "timeout", "dedupe", "strict", "max_event_size",
+        "keep_connection",
+    )  # fmt: skip
+
+    @classmethod
+    def of_source(
+        cls, url: Any, headers: HeadersOption, options: dict[str, Any]
+    ) -> tuple[Options, Union[HTTPHeaderDict, Callable[[], Mapping[str, str]]]]:
+        """A source's checked options, and its headers as it keeps them.
+
+        A ``Last-Event-ID`` among the headers is the starting id, unless
+        ``last_event_id=`` gives one; it is never sent twice.
+        """
+        kept = check_headers(headers)
+        if isinstance(kept, MutableMapping):
+            from_headers = kept.pop("Last-Event-ID", None)
+            if options.get("last_event_id") is None:
+                options = {**options, "last_event_id": from_headers}
+        return cls.check(url, **options), kept
 
     @classmethod
     def check(

@@ -1,13 +1,9 @@
 """EventSource: the facade. Options in, state out, start/close, iteration.
 
-Everything a source does happens in the parts behind it, in pipeline order:
-``_request`` checks the options and builds each request, ``_transport``
-sends it and hands back a byte stream, ``_parser`` turns bytes into events,
-``_dedupe`` drops replays, ``_loop`` decides what comes next (read, wait,
-reconnect, stop), ``_drive`` does the blocking I/O for it, and ``_sinks``
-takes the events to the caller: yielded to a ``for`` loop, or dispatched to
-the handlers of ``_handlers`` on a background thread (or via
-``dispatcher=``).
+Everything a source does happens in the parts behind it (docs/architecture.rst
+draws the pipeline): ``_request``, ``_transport``, ``_parser``, ``_dedupe``
+and ``_loop``, driven by ``_drive`` (iteration, a thread) or a ``Hub``, with
+events going out through ``_sinks`` to the handlers of ``_handlers``.
 
 Threads and closing. ``close()`` may run in any thread, a handler's
 included. It only sets flags, wakes a wait and aborts the attempt in
@@ -30,16 +26,16 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Callable, Optional, TypeVar, Union
 
 import urllib3
 
-from ._drive import open_until_ready, run
+from ._drive import deliver_all, from_queue, leaving_closes, open_until_ready, read_into, run
 from ._event import Comment, Event, ReadyState
 from ._handlers import Handler, HandlerRegistry
+from ._hub import Hub
 from ._loop import ReadLoop, Response
 from ._request import (
     DEFAULT_MAX_EVENT_SIZE,
@@ -50,11 +46,13 @@ from ._request import (
     RequestPlan,
     check_callable,
     check_headers,
+    check_seconds,
 )
-from ._sinks import END, CallbackSink, Dispatcher, DispatcherSink, IterationSink, QueueSink
-from ._transport import Timeout, Transport, open_transport, redact_url
+from ._sinks import CallbackSink, Dispatcher, DispatcherSink, IterationSink, QueueSink
+from ._transport import TRANSPORT_OPTIONS, Timeout, Transport, open_transport, redact_url
 
 __all__ = ["EventSource"]
+
 
 log = logging.getLogger("ssesync")
 
@@ -105,6 +103,10 @@ class EventSource:
         ``Proxy-Authorization``. The environment (``HTTPS_PROXY``) is not read.
     :param ca_certs: a CA bundle path.
     :param ssl_context: an :class:`ssl.SSLContext` to use as it is.
+    :param hub: a :class:`~ssesync.Hub` whose one thread reads this source
+        once it is started, with thousands of others; it shares the hub's
+        connection pool unless given transport options of its own. Such a
+        source is started, not iterated.
     :param dispatcher: a callable that receives a zero-argument function for
         each event and each hook call, in stream order, and runs it where the
         application wants: an executor's ``submit``, or a ready dispatcher of
@@ -140,42 +142,21 @@ class EventSource:
         ca_certs: Optional[str] = None,
         ssl_context: Any = None,
         dispatcher: Optional[Dispatcher] = None,
+        hub: Optional[Hub] = None,
         _transport: Optional[Transport] = None,
     ) -> None:
-        kept_headers = check_headers(headers)
-        if last_event_id is None and isinstance(kept_headers, MutableMapping):
-            # A Last-Event-ID given among the headers is the starting id.
-            last_event_id = kept_headers.pop("Last-Event-ID", None)
-        elif isinstance(kept_headers, MutableMapping):
-            kept_headers.pop("Last-Event-ID", None)
-        self._options = Options.check(
-            url,
-            method=method,
-            params=params,
-            data=data,
-            json=json,
-            last_event_id=last_event_id,
-            reconnect=reconnect,
-            retry_delay=retry_delay,
-            max_retry_delay=max_retry_delay,
-            max_retries=max_retries,
-            timeout=timeout,
-            dedupe=dedupe,
-            strict=strict,
-            max_event_size=max_event_size,
-            keep_connection=keep_connection,
+        given = locals()  # every option, by name: checked, then kept in their parts
+        self._options, kept_headers = Options.of_source(
+            url, headers, {name: given[name] for name in Options.SOURCE_OPTIONS}
         )
         check_callable(dispatcher, "dispatcher")
+        transport_options = {name: given[name] for name in TRANSPORT_OPTIONS}
+        if hub is not None:
+            _transport = Hub.check(hub, transport_options) or _transport
         self._owns_transport = _transport is None
-        self._transport = _transport or open_transport(
-            pool_manager=pool_manager,
-            session=session,
-            verify=verify,
-            cert=cert,
-            proxy=proxy,
-            ca_certs=ca_certs,
-            ssl_context=ssl_context,
-        )
+        self._transport = _transport or open_transport(**transport_options)
+        self._hub = hub
+        self._hub_entry: Any = None
         self.url = url
         self._plan = RequestPlan(self._options, kept_headers)
         self._dispatcher = dispatcher
@@ -186,7 +167,6 @@ class EventSource:
         self._thread: Optional[threading.Thread] = None
         self._thread_pid = os.getpid()
         self._closed = False
-        self._finished_unused = False
 
     # -- public state ----------------------------------------------------------------
     @property
@@ -266,6 +246,10 @@ class EventSource:
     # -- iteration -----------------------------------------------------------------------
     def __iter__(self) -> Iterator[Event]:
         with self._lock:
+            if self._hub is not None:
+                raise RuntimeError(
+                    "a source with hub= is read by its hub: start() it, it cannot be iterated"
+                )
             if self._thread is not None:
                 raise RuntimeError(
                     "this EventSource was started: its events go to its handlers, "
@@ -284,24 +268,19 @@ class EventSource:
     def stream(self, idle: Optional[float] = None) -> Iterator[Union[Event, Comment, None]]:
         """Iterate like ``iter(source)``, but yield comments too, in stream order.
 
-        Made for relays (a Django or Flask view passing an upstream on to its
-        own clients): each :class:`~ssesync.Event` and :class:`~ssesync.Comment`
-        can be written out again with its ``to_sse()``. With ``idle``
-        (seconds), ``None`` is yielded whenever that long passes with nothing
-        read, so a relay can write a keep-alive of its own — and so learn
-        that its client has gone — while the upstream is silent; the stream
-        is then read by a background thread (where the hooks run) and handed
-        over through a bounded queue. Leaving the loop closes the upstream
-        connection at once.
+        For relays (see the relay guide): each item's ``to_sse()`` writes it
+        on. With ``idle`` (seconds), ``None`` is yielded whenever that long
+        passes with nothing read, so a relay can write a keep-alive — and so
+        learn that its client left — while the upstream is silent; a thread
+        then reads the stream (the hooks run there) into a bounded queue.
+        Leaving the loop closes the upstream connection at once.
 
         :raises SSEError: the error the source ended with, as iteration does.
         """
-        if idle is not None:
-            if isinstance(idle, bool) or not isinstance(idle, (int, float)):
-                raise TypeError(f"idle must be seconds or None, not {type(idle).__name__}")
-            if not idle > 0:
-                raise ValueError(f"idle must be above 0 seconds, not {idle!r}")
+        check_seconds(idle, "idle")
         with self._lock:
+            if self._hub is not None:
+                raise RuntimeError("a source with hub= is read by its hub: it cannot stream()")
             if self._thread is not None or self._iterator is not None:
                 raise RuntimeError("this EventSource is already started or iterated")
             if self._closed:
@@ -310,16 +289,12 @@ class EventSource:
             if idle is None:
                 inner = run(loop, self._transport, comments=True)
                 self._iterator = inner
-                return _leaving_closes(inner)
+                return leaving_closes(inner)
             sink = QueueSink(self._registry, loop)
             loop.sink = sink
-            self._thread = threading.Thread(
-                target=_read_into, args=(loop, self._transport, sink),
-                name=f"ssesync-{redact_url(self.url)}", daemon=True,
-            )  # fmt: skip
-            self._thread_pid = os.getpid()
-        self._thread.start()
-        return _from_queue(loop, sink, self._thread, idle)
+            thread = self._spawn(read_into, loop, self._transport, sink)
+        thread.start()
+        return from_queue(loop, sink, thread, idle)
 
     def __enter__(self) -> EventSource:
         return self
@@ -357,35 +332,40 @@ class EventSource:
         Calling it again while the thread runs does nothing.
         """
         with self._lock:
-            if self._thread is not None:
+            if self._thread is not None or self._hub_entry is not None:
                 return self
             if self.closed:
                 raise RuntimeError("a closed EventSource cannot be started")
             if self._iterator is not None:
                 raise RuntimeError("this EventSource is being iterated; it cannot be started")
             loop = self._loop or self._new_loop()
+            sink: CallbackSink
             if self._dispatcher is not None:
-                loop.sink = DispatcherSink(self._registry, loop, self._dispatcher)
+                sink = DispatcherSink(self._registry, loop, self._dispatcher)
             else:
-                loop.sink = CallbackSink(self._registry, loop)
-            self._thread = threading.Thread(
-                target=self._thread_main, name=f"ssesync-{redact_url(self.url)}", daemon=True
-            )
-            self._thread_pid = os.getpid()
-        self._thread.start()
+                sink = CallbackSink(self._registry, loop)
+            loop.sink = sink
+            if self._hub is not None:
+                self._hub_entry = self._hub.run(self, loop, sink, self._transport)
+                return self
+            thread = self._spawn(self._thread_main)
+        thread.start()
         return self
 
+    def _spawn(self, target: Callable[..., None], *args: Any) -> threading.Thread:
+        """The reading thread of this source (lock held), not yet started."""
+        self._thread = threading.Thread(
+            target=target, args=args, name=f"ssesync-{redact_url(self.url)}", daemon=True
+        )
+        self._thread_pid = os.getpid()
+        return self._thread
+
     def _thread_main(self) -> None:
+        # A bound method: the running thread keeps the source alive.
         loop = self._loop
         assert loop is not None
-        sink = loop.sink
-        assert isinstance(sink, CallbackSink)
-        try:
-            for _ in run(loop, self._transport, sink.deliver):
-                pass  # the sink dispatches; nothing is yielded
-        except BaseException as exc:  # a bug: report it rather than die silently
-            log.exception("unexpected error in the ssesync reader thread")
-            self._registry.report_error(exc, uncaught=True)
+        assert isinstance(loop.sink, CallbackSink)
+        deliver_all(loop, self._transport, loop.sink)
 
     def join(self, timeout: Optional[float] = None) -> bool:
         """Wait until the source has finished; ``True`` when it has."""
@@ -398,6 +378,8 @@ class EventSource:
         loop = self._loop
         if loop is None:
             return self._closed
+        if self._hub_entry is not None and self._hub is not None and self._hub.in_thread():
+            raise RuntimeError("join() called from the hub's thread would wait forever")
         return loop.done.wait(timeout)
 
     # -- closing ---------------------------------------------------------------------------
@@ -415,12 +397,11 @@ class EventSource:
         """
         with self._lock:
             self._closed = True
-            loop, thread, iterator = self._loop, self._thread, self._iterator
-        if loop is None:
-            self._finish_unused()
-            return True
+            loop, thread, iterator = self._loop or self._new_loop(), self._thread, self._iterator
         loop.close()
         self._registry.changed = True  # after loop.closing: see CallbackSink
+        if self._hub_entry is not None and self._hub is not None:
+            return self._hub.stop(self._hub_entry, timeout)
         if thread is not None:
             return self._stop_thread(loop, thread, timeout)
         if iterator is not None and loop.driver_thread == threading.get_ident():
@@ -452,16 +433,6 @@ class EventSource:
             return False
         return True
 
-    def _finish_unused(self) -> None:
-        """close() of a source that never ran: release it and call the close hooks once."""
-        with self._lock:
-            if self._finished_unused:
-                return
-            self._finished_unused = True
-        if self._owns_transport:
-            self._transport.close()
-        self._registry.call_hooks(self._registry.close_hooks)
-
     def reconnect(self) -> None:
         """Drop the current connection and connect again at once.
 
@@ -471,49 +442,3 @@ class EventSource:
         loop = self._loop
         if loop is not None:
             loop.request_reconnect()
-
-
-# -- source.stream(): generators that refer to the loop, never to the source ----------------
-
-
-def _leaving_closes(inner: Iterator[Any]) -> Iterator[Any]:
-    """Yield from ``inner``; leaving (break, an exception, garbage) closes it at once."""
-    try:
-        yield from inner
-    finally:
-        inner.close()  # type: ignore[attr-defined]
-
-
-def _read_into(loop: ReadLoop, transport: Transport, sink: QueueSink) -> None:
-    """The reading thread of ``stream(idle=...)``."""
-    try:
-        for _ in run(loop, transport, sink.deliver):
-            pass
-    except BaseException as exc:  # a bug: report it rather than die silently
-        log.exception("unexpected error in the ssesync reader thread")
-        sink.registry.report_error(exc, uncaught=True)
-    finally:
-        sink.end()
-
-
-def _from_queue(
-    loop: ReadLoop, sink: QueueSink, thread: threading.Thread, idle: float
-) -> Iterator[Union[Event, Comment, None]]:
-    """What ``stream(idle=...)`` yields: items from the reader's queue, ``None`` when idle."""
-    get = sink.queue.get
-    try:
-        while True:
-            try:
-                item = get(timeout=idle)
-            except queue.Empty:
-                yield None
-                continue
-            if item is END:
-                break
-            yield item  # type: ignore[misc]
-    finally:
-        loop.close()
-        if thread is not threading.current_thread():
-            thread.join()
-    if loop.fatal is not None:
-        raise loop.fatal

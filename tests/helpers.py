@@ -48,8 +48,15 @@ def take(source: EventSource, n: int) -> list[Event]:
 
 
 def reader_threads() -> list[threading.Thread]:
-    """The threads of started sources (the loopback server's are ``ssesync-testserver-*``)."""
-    return [t for t in threading.enumerate() if t.name.startswith("ssesync-http")]
+    """ssesync's threads: started sources', hubs' and their connect workers'.
+
+    The loopback server's threads (``ssesync-testserver-*``) are not among them.
+    """
+    return [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("ssesync-") and not t.name.startswith("ssesync-testserver")
+    ]
 
 
 def open_fds() -> int:

@@ -28,6 +28,7 @@ def test_public_names_are_exported_once() -> None:
         "Comment",
         "Event",
         "EventSource",
+        "Hub",
         "ReadyState",
         "SSEClient",
         "SSEConnection",

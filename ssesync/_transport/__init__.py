@@ -37,6 +37,7 @@ from ._urllib3 import ResponseStream, Urllib3Transport
 __all__ = [
     "MAX_REDIRECTS",
     "READ_SIZE",
+    "TRANSPORT_OPTIONS",
     "Attempt",
     "Request",
     "ResponseStream",
@@ -50,6 +51,13 @@ __all__ = [
     "proxy_settings",
     "redact_url",
 ]
+
+
+#: The options of EventSource that pick its transport, with their defaults.
+TRANSPORT_OPTIONS = {
+    "pool_manager": None, "session": None, "verify": True, "cert": None,
+    "proxy": None, "ca_certs": None, "ssl_context": None,
+}  # fmt: skip
 
 
 def open_transport(

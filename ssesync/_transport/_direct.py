@@ -1,0 +1,192 @@
+"""Reading a response body without blocking, for a hub's selector.
+
+A :class:`~ssesync.Hub` reads many sources from one thread, so no read may
+wait. urllib3 and http.client send the request and read the response head
+(on a worker thread); then :meth:`DirectBody.take` takes the socket over: it
+switches it to non-blocking mode, drains what http.client's buffered reader
+already holds of the body, and from then on :meth:`DirectBody.read` makes one
+``recv`` at a time, which either returns what has arrived or says it would
+block. The body's framing (chunked, a ``Content-Length``, or the end of the
+connection) is undone here, chunked framing with the same sans-I/O decoder
+as the blocking fast path, and so is a ``gzip`` or ``deflate`` encoding.
+
+TLS. A TLS socket may hold decrypted bytes that the kernel no longer shows
+as readable; :attr:`DirectBody.pending` says so, and the hub reads on
+without waiting for the selector.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import zlib
+from http.client import HTTPResponse, IncompleteRead
+from typing import Any, Optional
+
+from ..exceptions import SSEConnectionError
+from ._chunked import ChunkedDecoder, ChunkedEncodingError
+from ._errors import invalid_chunked_error, redact_url, urllib3_error
+from ._protocol import READ_SIZE
+
+__all__ = ["DirectBody"]
+
+#: ``Content-Encoding`` values decoded here, and the zlib window bits for each.
+_DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+class DirectBody:
+    """The body of one response, read from its socket without blocking."""
+
+    __slots__ = (
+        "_chunks", "_inflate", "_initial", "_left", "_raw_deflate", "_url", "ended", "sock",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        url: str,
+        *,
+        chunked: bool,
+        length: Optional[int],
+        encoding: str,
+        initial: bytes,
+    ) -> None:
+        self.sock = sock
+        self._url = url
+        self._chunks: Optional[ChunkedDecoder] = ChunkedDecoder() if chunked else None
+        self._left = length  # bytes of a Content-Length body still to come
+        self._inflate: Any = None
+        #: For "deflate": False until the data proved zlib-wrapped or raw.
+        self._raw_deflate: Optional[bool] = None
+        if encoding in _DECODERS:
+            self._inflate = zlib.decompressobj(_DECODERS[encoding] or zlib.MAX_WBITS)
+            if encoding == "deflate":
+                self._raw_deflate = False
+        self._initial = initial
+        #: Whether the body is complete: nothing more will be read.
+        self.ended = False
+
+    @classmethod
+    def take(cls, stream: Any, url: str) -> DirectBody:
+        """Take over the socket of a :class:`~ssesync._transport.ResponseStream`.
+
+        :raises SSEConnectionError: (not retryable) when the response cannot
+            be read this way: not one of urllib3's over http.client, or an
+            encoding other than gzip and deflate.
+        """
+        where = redact_url(url)
+        fp = getattr(getattr(stream, "_response", None), "_fp", None)
+        reader: Any = getattr(fp, "fp", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+        if not isinstance(fp, HTTPResponse) or not isinstance(sock, socket.socket):
+            raise SSEConnectionError(
+                f"the response of {where} cannot be read by a hub", url=where, retryable=False
+            )
+        encoding = (stream.headers.get("Content-Encoding") or "identity").strip().lower()
+        if encoding not in _DECODERS and encoding != "identity":
+            raise SSEConnectionError(
+                f"a hub cannot decode the Content-Encoding {encoding[:40]!r} of {where}",
+                url=where,
+                retryable=False,
+            )
+        sock.setblocking(False)
+        initial = b""
+        try:
+            # What http.client's reader holds already; or one recv, which
+            # cannot block now. Its buffer is smaller than READ_SIZE.
+            initial = reader.read1(READ_SIZE) or b""
+        except _WOULD_BLOCK:
+            pass
+        except OSError as exc:
+            error = urllib3_error(exc, url)
+            raise error from error.__cause__
+        return cls(
+            sock,
+            url,
+            chunked=bool(fp.chunked),
+            length=fp.length,
+            encoding=encoding,
+            initial=initial,
+        )
+
+    @property
+    def pending(self) -> bool:
+        """Whether bytes wait inside the TLS layer, where a selector cannot see them."""
+        sock = self.sock
+        return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+
+    def read(self) -> Optional[bytes]:
+        """The payload of what has arrived (possibly ``b""``), or ``None`` if nothing has.
+
+        At the end of the body :attr:`ended` is set and ``b""`` returned.
+
+        :raises SSEConnectionError: when the connection broke, or the body's
+            framing is broken (after the payload completed before the break).
+        """
+        if self.ended:
+            return b""
+        chunks = self._chunks
+        if chunks is not None and chunks.stopped:
+            return self._finish(chunks)
+        if self._initial:
+            data, self._initial = self._initial, b""
+        else:
+            try:
+                data = self.sock.recv(READ_SIZE)
+            except _WOULD_BLOCK:
+                return None
+            except OSError as exc:
+                error = urllib3_error(exc, self._url)
+                raise error from error.__cause__
+            if not data:
+                return self._at_eof()
+        if chunks is not None:
+            try:
+                data = chunks.feed(data)
+            except ChunkedEncodingError as exc:
+                raise invalid_chunked_error(self._url) from exc
+            if chunks.done:
+                self.ended = True
+        elif self._left is not None:
+            data = data[: self._left]
+            self._left -= len(data)
+            if not self._left:
+                self.ended = True
+        return self._decode(data)
+
+    def _finish(self, chunks: ChunkedDecoder) -> bytes:
+        try:
+            chunks.feed(b"")  # raises the pending framing error, if any
+        except ChunkedEncodingError as exc:
+            raise invalid_chunked_error(self._url) from exc
+        self.ended = True
+        return self._decode(b"")
+
+    def _at_eof(self) -> bytes:
+        if self._chunks is not None or self._left:
+            # The same report as the blocking read paths give (_errors).
+            error = urllib3_error(IncompleteRead(b""), self._url)
+            raise error from error.__cause__
+        self.ended = True
+        return self._decode(b"")
+
+    def _decode(self, data: bytes) -> bytes:
+        inflate = self._inflate
+        if inflate is None:
+            return data
+        try:
+            out: bytes = inflate.decompress(data)
+        except zlib.error:
+            if self._raw_deflate is False and not inflate.total_out:
+                # "deflate" is zlib data by the RFC, but some servers send it raw.
+                self._raw_deflate = True
+                self._inflate = inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self._decode(data)
+            where = redact_url(self._url)
+            raise SSEConnectionError(
+                f"the body from {where} is not the compressed data it claims", url=where
+            ) from None
+        if self.ended:
+            out += inflate.flush()
+        return out
