@@ -386,14 +386,12 @@ class EventSource:
     def close(self, timeout: Optional[float] = None) -> bool:
         """Stop the source; safe from any thread, also from a handler, and idempotent.
 
-        It interrupts a connect, a read or a backoff wait at once, and
-        :attr:`ready_state` reads ``CLOSED`` when it returns. Called from
-        another thread than the background thread, it waits for a running
-        handler to return and the thread to end; then it returns ``True``,
-        and no handler runs any more. With a ``timeout`` (seconds) it returns
-        ``False`` if the handler still runs then, and logs a warning naming
-        its event type. Called from a handler (the source cannot have
-        stopped while its handler runs), it returns ``False`` at once.
+        It interrupts a connect, a read or a wait at once; :attr:`ready_state`
+        reads ``CLOSED`` when it returns. From another thread it waits for a
+        running handler and returns ``True`` once no handler runs any more;
+        with a ``timeout`` it returns ``False`` if one still runs then, and
+        logs a warning naming its event type. From a handler it returns
+        ``False`` at once: the source cannot stop while its handler runs.
         """
         with self._lock:
             self._closed = True
