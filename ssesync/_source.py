@@ -68,11 +68,9 @@ class EventSource:
 
     :param url: the ``http://`` or ``https://`` URL of the stream.
     :param method: the HTTP method; the body is re-sent on every reconnect.
-    :param headers: extra request headers (kept in :attr:`headers`, which may
-        be changed while the source runs; a change applies from the next
-        connection — call :meth:`reconnect` to apply it at once), or a
-        callable returning them, called before every connection (a token
-        refreshed there is used at the next reconnect).
+    :param headers: extra request headers (:attr:`headers`: change them to
+        apply from the next connection, or :meth:`reconnect` at once), or a
+        callable returning them, called before every connection.
     :param params: query parameters added to the URL.
     :param data: a request body: ``bytes``, ``str`` (sent as UTF-8) or a form
         mapping / list of pairs (sent urlencoded).
