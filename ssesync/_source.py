@@ -246,7 +246,7 @@ class EventSource:
         with self._lock:
             if self._hub is not None:
                 raise RuntimeError(
-                    "a source with hub= is read by its hub: start() it, it cannot be iterated"
+                    "a source with hub= is started, not iterated: its hub reads it"
                 )
             if self._thread is not None:
                 raise RuntimeError(

@@ -11,9 +11,11 @@ import pytest
 import trustme
 from hypothesis import settings
 
+from ssesync import EventSource, Hub
+from ssesync._transport import Urllib3Transport
 from ssesync.cli import main
 from ssesync.testing import SSEServer
-from tests.helpers import PROXY_VARIABLES, reader_threads, settle
+from tests.helpers import PROXY_VARIABLES, WAIT, settle, ssesync_threads
 
 # CI runs a fixed set of examples so a run is reproducible; local runs explore.
 settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -76,4 +78,28 @@ def cli(
 def no_reader_thread_left() -> Iterator[None]:
     """Every test must leave no source thread running behind it."""
     yield
-    assert settle(lambda: not reader_threads()), reader_threads()
+    assert settle(lambda: not ssesync_threads()), ssesync_threads()
+
+
+@pytest.fixture(params=["thread", "hub"])
+def started_by(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run a test of started sources twice: a thread per source, then a hub's thread.
+
+    In the hub run, ``start()`` of a source that could join a hub (no hub of
+    its own, a urllib3 transport) makes it join the test's hub first, so the
+    same test pins the same behaviour on the hub (API.md section 6).
+    """
+    if request.param == "thread":
+        yield "thread"
+        return
+    hub = Hub()
+    start = EventSource.start
+
+    def start_on_the_hub(source: EventSource) -> EventSource:
+        if source._hub is None and isinstance(source._transport, Urllib3Transport):
+            source._hub = hub
+        return start(source)
+
+    monkeypatch.setattr(EventSource, "start", start_on_the_hub)
+    yield "hub"
+    assert hub.close(timeout=WAIT)

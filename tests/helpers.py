@@ -48,7 +48,12 @@ def take(source: EventSource, n: int) -> list[Event]:
 
 
 def reader_threads() -> list[threading.Thread]:
-    """ssesync's threads: started sources', hubs' and their connect workers'.
+    """The threads of started sources: each source's own (a hub's are not among them)."""
+    return [t for t in threading.enumerate() if t.name.startswith("ssesync-http")]
+
+
+def ssesync_threads() -> list[threading.Thread]:
+    """Every thread of ssesync's: sources', and hubs' with their connect workers'.
 
     The loopback server's threads (``ssesync-testserver-*``) are not among them.
     """

@@ -107,6 +107,7 @@ def test_connect_retries_before_returning_with_reconnect(sse_server: SSEServer) 
     assert len(sse_server.requests_for("/t")) == 2
 
 
+@pytest.mark.usefixtures("started_by")
 def test_leaving_the_client_closes_its_connections_and_pool(sse_server: SSEServer) -> None:
     sse_server.route("/s", sse_server.events([{"data": "x"}], then="stall"))
     with SSEClient() as client:
@@ -157,6 +158,7 @@ def test_client_defaults_apply_and_connect_overrides(sse_server: SSEServer) -> N
     assert second.headers.get("x-other") == "2"
 
 
+@pytest.mark.usefixtures("started_by")
 def test_connection_supports_callbacks(sse_server: SSEServer) -> None:
     sse_server.route("/s", sse_server.events([{"event": "tick", "data": "1"}], then="stall"))
     got = threading.Event()

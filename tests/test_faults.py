@@ -91,6 +91,7 @@ def test_reset_mid_event_discards_it_and_resumes_without_duplicates(
     assert isinstance(errors.items[0][1], SSEConnectionError)
 
 
+@pytest.mark.usefixtures("started_by")
 def test_reset_mid_event_in_callbacks_mode(sse_server: SSEServer) -> None:
     def first(conn: StreamConnection) -> None:
         conn.send_headers()
@@ -171,6 +172,7 @@ def test_half_close_without_reconnect_breaks_a_chunked_stream(sse_server: SSESer
 # -- silent servers ---------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("started_by")
 def test_stalled_stream_times_out_reconnects_and_closes_the_stalled_socket(
     sse_server: SSEServer,
 ) -> None:
@@ -250,6 +252,7 @@ DRIPPED = (
 ).encode()
 
 
+@pytest.mark.usefixtures("started_by")
 @pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "close-delimited"])
 def test_stream_dripped_one_byte_at_a_time_in_callbacks_mode(
     sse_server: SSEServer, chunked: bool
@@ -305,6 +308,7 @@ def test_chunk_framing_dripped_one_byte_at_a_time(
 # -- redirect loops -----------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("started_by")
 def test_two_hop_redirect_loop_is_fatal_and_bounded_in_callbacks_mode(
     sse_server: SSEServer,
 ) -> None:
@@ -340,6 +344,7 @@ def test_redirect_to_an_unparsable_location_is_a_connection_error(
 # -- reconnect storms and huge waits ----------------------------------------------------------
 
 
+@pytest.mark.usefixtures("started_by")
 def test_reconnect_storm_is_spaced_by_growing_jittered_backoff(
     sse_server: SSEServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -387,6 +392,7 @@ def test_reconnect_storm_is_spaced_by_growing_jittered_backoff(
         assert gap >= delay - 0.01, (gaps, delays)
 
 
+@pytest.mark.usefixtures("started_by")
 def test_reconnect_storm_after_server_retry_zero_is_still_bounded(
     sse_server: SSEServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -430,6 +436,7 @@ def test_huge_retry_after_is_capped_by_max_retry_delay(sse_server: SSEServer, va
     assert elapsed < 5
 
 
+@pytest.mark.usefixtures("started_by")
 def test_huge_server_retry_field_is_honoured_and_close_still_ends_the_wait(
     sse_server: SSEServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -701,6 +708,7 @@ def test_ten_thousand_events_through_random_drops_by_iteration(
     server.check_resumption()
 
 
+@pytest.mark.usefixtures("started_by")
 def test_ten_thousand_events_through_random_drops_by_callbacks(sse_server: SSEServer) -> None:
     server = DroppingServer(seed=9)
     sse_server.route("/s", server)

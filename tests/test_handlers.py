@@ -17,6 +17,9 @@ from ssesync import EventSource
 from ssesync.testing import SSEServer, StreamConnection
 from tests.helpers import WAIT, Collector, events_then_stall, fast
 
+#: Every test here runs with a thread per source, and again on a hub.
+pytestmark = pytest.mark.usefixtures("started_by")
+
 
 def test_handlers_of_a_type_run_in_registration_order(sse_server: SSEServer) -> None:
     sse_server.route("/s", events_then_stall("x"))

@@ -41,6 +41,7 @@ from tests.helpers import (
 # -- close() ----------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("started_by")
 def test_close_from_a_handler_reads_closed_at_once(sse_server: SSEServer) -> None:
     # web-platform-tests' eventsource-close: CLOSED as soon as close() returns.
     sse_server.route("/s", events_then_stall("a", "b"))
@@ -58,6 +59,7 @@ def test_close_from_a_handler_reads_closed_at_once(sse_server: SSEServer) -> Non
     assert states.items == [ReadyState.CLOSED]  # "b" was not dispatched
 
 
+@pytest.mark.usefixtures("started_by")
 def test_close_with_a_timeout_returns_false_and_names_the_running_handler(
     sse_server: SSEServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -87,6 +89,7 @@ def test_close_with_a_timeout_returns_false_and_names_the_running_handler(
     assert source.close(timeout=WAIT) is True
 
 
+@pytest.mark.usefixtures("started_by")
 def test_close_from_another_thread_returns_true_once_no_handler_runs(
     sse_server: SSEServer,
 ) -> None:
@@ -164,6 +167,7 @@ def test_the_last_reference_going_away_frees_the_source_without_gc(
 # -- fork ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("started_by")
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
 def test_close_in_a_forked_child_leaves_the_parents_stream_alone(sse_server: SSEServer) -> None:
     # gunicorn and multiprocessing fork after sources started; the child's
@@ -202,6 +206,7 @@ def test_close_in_a_forked_child_leaves_the_parents_stream_alone(sse_server: SSE
 # -- handlers ------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("started_by")
 @pytest.mark.slow
 @pytest.mark.timeout(180)  # a loaded 2-core machine: bounded, not timed
 def test_handlers_changing_from_eight_threads_while_fifty_thousand_events_flow(
@@ -216,7 +221,6 @@ def test_handlers_changing_from_eight_threads_while_fifty_thousand_events_flow(
             [{"id": str(i), "data": str(i)} for i in range(total)], resume=True, then="stall"
         ),
     )
-    fds_before = open_fds()
     steady = Collector()
     source = EventSource(sse_server.url_for("/s"), retry_delay=0, timeout=(5, 10))
     source.on("message", steady)
@@ -246,6 +250,7 @@ def test_handlers_changing_from_eight_threads_while_fifty_thousand_events_flow(
     try:
         with source:
             source.start()
+            fds_before = open_fds()  # a hub's own selector and wake-up pair exist now
             workers = [threading.Thread(target=churn, args=(seed,)) for seed in range(8)]
             for worker in workers:
                 worker.start()
@@ -369,6 +374,7 @@ def excepthook(monkeypatch: pytest.MonkeyPatch) -> Collector:
     return seen
 
 
+@pytest.mark.usefixtures("started_by")
 def test_a_raising_handler_without_on_error_is_reported_like_an_uncaught_exception(
     sse_server: SSEServer, excepthook: Collector
 ) -> None:
@@ -388,6 +394,7 @@ def test_a_raising_handler_without_on_error_is_reported_like_an_uncaught_excepti
     assert [r[0] for r in reports] == [ZeroDivisionError, ZeroDivisionError]
 
 
+@pytest.mark.usefixtures("started_by")
 def test_a_fatal_error_of_a_started_source_without_on_error_is_reported(
     sse_server: SSEServer, excepthook: Collector
 ) -> None:
@@ -401,6 +408,7 @@ def test_a_fatal_error_of_a_started_source_without_on_error_is_reported(
     assert exc.status == 404
 
 
+@pytest.mark.usefixtures("started_by")
 def test_an_on_error_hook_sees_errors_instead_of_the_excepthook(
     sse_server: SSEServer, excepthook: Collector
 ) -> None:

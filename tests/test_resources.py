@@ -241,6 +241,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext,
     return context, str(ca_path)
 
 
+@pytest.mark.usefixtures("started_by")
 @pytest.mark.parametrize("stage", ["reading", "waiting-for-headers"])
 @pytest.mark.parametrize("mode", ["thread", "iteration"])
 def test_close_is_prompt_over_tls(
@@ -276,6 +277,7 @@ def test_close_is_prompt_over_tls(
     assert source.ready_state is ReadyState.CLOSED
 
 
+@pytest.mark.usefixtures("started_by")
 def test_close_from_many_threads_at_once(sse_server: SSEServer) -> None:
     sse_server.route("/s", hold_open)
     got = threading.Event()
@@ -374,6 +376,7 @@ def silent_tls() -> Iterator[str]:
 
 
 
+@pytest.mark.usefixtures("started_by")
 def test_close_during_tcp_connect_returns_promptly_on_a_thread(blackhole: str) -> None:
     source = fast(blackhole, timeout=(2, 300)).start()
     time.sleep(0.3)  # let the reader block in connect()
@@ -387,6 +390,7 @@ def test_close_during_tcp_connect_ends_an_iteration_promptly(blackhole: str) -> 
     assert iteration.error is None
 
 
+@pytest.mark.usefixtures("started_by")
 def test_close_during_a_stalled_tls_handshake_returns_promptly(silent_tls: str) -> None:
     source = fast(silent_tls, timeout=(2, 300)).start()
     time.sleep(0.3)  # let the reader block in the handshake
@@ -417,6 +421,7 @@ def test_close_inside_the_for_loop_ends_it_at_once(sse_server: SSEServer) -> Non
     assert peer_gone.wait(WAIT)
 
 
+@pytest.mark.usefixtures("started_by")
 @pytest.mark.parametrize("mode", ["thread", "iteration"])
 def test_close_from_on_error_stops_reconnecting(sse_server: SSEServer, mode: str) -> None:
     sse_server.route("/s", sse_server.status(503))
@@ -438,6 +443,7 @@ def test_close_from_on_error_stops_reconnecting(sse_server: SSEServer, mode: str
     assert source.ready_state is ReadyState.CLOSED
 
 
+@pytest.mark.usefixtures("started_by")
 @pytest.mark.parametrize("mode", ["thread", "iteration"])
 def test_close_from_on_open_delivers_nothing(sse_server: SSEServer, mode: str) -> None:
     sse_server.route("/s", hold_open)
@@ -454,6 +460,7 @@ def test_close_from_on_open_delivers_nothing(sse_server: SSEServer, mode: str) -
     assert source.ready_state is ReadyState.CLOSED
 
 
+@pytest.mark.usefixtures("started_by")
 def test_close_from_a_handler_during_a_burst(sse_server: SSEServer) -> None:
     # Many events arrive in one read: close() from the first handler must stop the rest.
     burst = "".join(f"data: {n}\n\n" for n in range(500)).encode()

@@ -153,6 +153,7 @@ def test_last_event_id_with_cr_lf_or_nul_is_refused(bad: str, given_as: str) -> 
     assert "X-Evil" not in str(info.value)
 
 
+@pytest.mark.usefixtures("started_by")
 @pytest.mark.parametrize("mode", ["iteration", "thread"])
 def test_header_value_with_a_newline_is_refused_without_echoing_it(
     sse_server: SSEServer, caplog: pytest.LogCaptureFixture, mode: str
@@ -200,6 +201,7 @@ def _scenario(server: SSEServer) -> None:
     )
 
 
+@pytest.mark.usefixtures("started_by")
 @pytest.mark.parametrize("mode", ["iteration", "thread"])
 @pytest.mark.parametrize("transport", ["urllib3", "requests"])
 def test_secrets_never_reach_logs_or_exceptions(

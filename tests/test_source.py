@@ -121,6 +121,7 @@ def test_fourteen_megabyte_event_arrives_whole(sse_server: SSEServer) -> None:
     assert [len(e.data) for e in events] == [len(data), 5]
 
 
+@pytest.mark.usefixtures("started_by")
 def test_endless_line_raises_parsing_error_with_bounded_memory(sse_server: SSEServer) -> None:
     block = b"y" * 65536
     limit = 1024 * 1024
