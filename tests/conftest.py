@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 from collections.abc import Iterator, Mapping
 from typing import Any, Callable, Optional
@@ -103,3 +104,45 @@ def started_by(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(EventSource, "start", start_on_the_hub)
     yield "hub"
     assert hub.close(timeout=WAIT)
+
+
+@pytest.fixture
+def blackhole() -> Iterator[str]:
+    """A URL whose TCP connect hangs: a listener with a full backlog that never accepts.
+
+    Linux drops the SYNs of further connection attempts, so ``connect()``
+    blocks until its timeout, like a server behind a firewall that drops
+    packets. Skipped where the platform answers instead.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        try:
+            filler.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(filler)
+    probe = socket.socket()
+    probe.settimeout(0.3)
+    try:
+        probe.connect(("127.0.0.1", port))
+        hangs = False
+    except (socket.timeout, TimeoutError):
+        hangs = True
+    except OSError:
+        hangs = False
+    finally:
+        probe.close()
+    try:
+        if not hangs:
+            pytest.skip("this platform does not leave a connect to a full backlog hanging")
+        yield f"http://127.0.0.1:{port}/s"
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()

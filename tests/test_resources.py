@@ -302,46 +302,6 @@ def test_close_from_many_threads_at_once(sse_server: SSEServer) -> None:
 # -- close() during the connect itself: TCP and TLS ---------------------------------------------
 
 
-@pytest.fixture
-def blackhole() -> Iterator[str]:
-    """A URL whose TCP connect hangs: a listener with a full backlog that never accepts.
-
-    Linux drops the SYNs of further connection attempts, so ``connect()``
-    blocks until its timeout, like a server behind a firewall that drops
-    packets. Skipped where the platform answers instead.
-    """
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    for _ in range(4):
-        filler = socket.socket()
-        filler.setblocking(False)
-        try:
-            filler.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
-        fillers.append(filler)
-    probe = socket.socket()
-    probe.settimeout(0.3)
-    try:
-        probe.connect(("127.0.0.1", port))
-        hangs = False
-    except (socket.timeout, TimeoutError):
-        hangs = True
-    except OSError:
-        hangs = False
-    finally:
-        probe.close()
-    try:
-        if not hangs:
-            pytest.skip("this platform does not leave a connect to a full backlog hanging")
-        yield f"http://127.0.0.1:{port}/s"
-    finally:
-        for filler in fillers:
-            filler.close()
-        listener.close()
 
 
 @pytest.fixture

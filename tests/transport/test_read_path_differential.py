@@ -27,10 +27,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import ssesync._transport._body as transport
-from ssesync import EventSource, SSEError
+from ssesync import Event, EventSource, Hub, SSEError
 from ssesync.testing import SSEServer
 from tests.spec_reference import reference_parse
 
+#: Seconds any wait of a read may take.
+WAIT = 10.0
+#: The event types of the bodies below, for the hub's handlers.
+EVENT_TYPES = ("message", "update")
 #: The event size limit of every read: the "oversized" ending exceeds it.
 MAX_EVENT_SIZE = 64
 #: Each write of a body is followed by this pause, so that most cuts are
@@ -41,6 +45,7 @@ PATHS = [
     ("urllib3", "public"),
     ("requests", "fast"),
     ("requests", "public"),
+    ("hub", "direct"),  # a Hub's non-blocking reads (_transport._direct)
 ]
 
 _paths = itertools.count()
@@ -56,6 +61,12 @@ def server() -> Iterator[SSEServer]:
 def session() -> Iterator[requests.Session]:
     with requests.Session() as sess:
         yield sess
+
+
+@pytest.fixture
+def hub() -> Iterator[Hub]:
+    with Hub() as running:  # one for all of a test's examples
+        yield running
 
 
 # -- bodies -----------------------------------------------------------------------------
@@ -161,7 +172,7 @@ def bodies(draw: st.DrawFn) -> Body:
 
 
 def read_through(
-    server: SSEServer, session: requests.Session, body: Body, via: str, path: str
+    server: SSEServer, session: requests.Session, hub: Hub, body: Body, via: str, path: str
 ) -> tuple[list[tuple[Any, ...]], Optional[str]]:
     """The events and the error message of one read of ``body``."""
     route = f"/differential/{next(_paths)}"
@@ -171,6 +182,8 @@ def read_through(
         server.raw(body.writes, chunked=False, pause=WRITE_PAUSE, then=then, headers=body.headers),
     )
     options: dict[str, Any] = {"session": session} if via == "requests" else {}
+    if via == "hub":
+        options["hub"] = hub
     source = EventSource(
         server.url_for(route),
         reconnect=False,
@@ -179,6 +192,8 @@ def read_through(
         dedupe=False,  # the reference knows nothing of replays
         **options,
     )
+    if via == "hub":
+        return _read_on_hub(source, server.url_for(route))
     previous = transport.FAST_READS
     transport.FAST_READS = path == "fast"
     events: list[tuple[Any, ...]] = []
@@ -192,6 +207,21 @@ def read_through(
     finally:
         transport.FAST_READS = previous
     return events, error
+
+
+def _read_on_hub(source: EventSource, url: str) -> tuple[list[tuple[Any, ...]], Optional[str]]:
+    events: list[tuple[Any, ...]] = []
+    errors: list[str] = []
+
+    def record(event: Event) -> None:
+        events.append(tuple(tuple.__iter__(event))[:5])
+
+    for type_ in EVENT_TYPES:
+        source.on(type_, record)
+    source.on_error(lambda src, exc: errors.append(str(exc).replace(url, "URL")))
+    source.start()
+    assert source.join(WAIT)
+    return events, errors[-1] if errors else None
 
 
 def expected_events(body: Body) -> list[tuple[Any, ...]]:
@@ -223,10 +253,10 @@ BROKEN_AFTER_INTACT = Body(
 @example(body=NODE_END)
 @example(body=BROKEN_AFTER_INTACT)
 def test_every_read_path_gives_the_same_events_and_error(
-    server: SSEServer, session: requests.Session, body: Body
+    server: SSEServer, session: requests.Session, hub: Hub, body: Body
 ) -> None:
     outcomes = {
-        (via, path): read_through(server, session, body, via, path) for via, path in PATHS
+        (via, path): read_through(server, session, hub, body, via, path) for via, path in PATHS
     }
     (first_events, first_error), *_ = outcomes.values()
     for key, outcome in outcomes.items():

@@ -1,0 +1,296 @@
+"""The Hub (API.md section 6): many sources, one thread, the same behaviour per source.
+
+Everything a started source does is also pinned on a hub by the
+``started_by`` fixture (tests/conftest.py); these are the hub's own rules:
+its shape, a thousand sources through drops and resumes, one source closing
+another from a handler, a slow connect that delays no reading, TLS, and
+``hub.close()`` with sources in every state leaving nothing behind.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from ssesync import Event, EventSource, Hub, ReadyState
+from ssesync.testing import SSEServer, StreamConnection
+from tests.helpers import WAIT, Collector, events_then_stall, open_fds, settle, ssesync_threads
+
+
+@pytest.fixture
+def hub() -> Iterator[Hub]:
+    with Hub() as running:
+        yield running
+    assert settle(lambda: not ssesync_threads()), ssesync_threads()
+
+
+def on_hub(hub: Hub, url: str, **options: Any) -> EventSource:
+    options.setdefault("retry_delay", 0)
+    options.setdefault("timeout", (5, 10))
+    return EventSource(url, hub=hub, **options)
+
+
+# -- its shape --------------------------------------------------------------------------------
+
+
+def test_a_hub_source_is_started_not_iterated(hub: Hub) -> None:
+    source = on_hub(hub, "http://127.0.0.1:9/")
+    with pytest.raises(RuntimeError, match="started, not iterated"):
+        iter(source)
+    with pytest.raises(RuntimeError, match="hub"):
+        source.stream()
+
+
+def test_session_is_refused_with_a_hub(hub: Hub) -> None:
+    with requests.Session() as session, pytest.raises(ValueError, match="session"):
+        EventSource("http://127.0.0.1:9/", hub=hub, session=session)
+
+
+@pytest.mark.parametrize(("workers", "error"), [(0, ValueError), (1.5, TypeError)])
+def test_connect_workers_are_checked(workers: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="connect_workers"):
+        Hub(connect_workers=workers)  # type: ignore[arg-type]
+
+
+def test_len_counts_the_running_sources_and_leaving_the_block_closes_them(
+    sse_server: SSEServer,
+) -> None:
+    sse_server.route("/s", events_then_stall("x"))
+    got = Collector()
+    with Hub() as hub:
+        sources = [on_hub(hub, sse_server.url_for("/s")) for _ in range(3)]
+        for source in sources:
+            source.on("message", got)
+            source.start()
+        got.wait_for(3)
+        assert len(hub) == 3
+        sources[0].close()
+        assert len(hub) == 2
+    assert len(hub) == 0
+    assert all(source.ready_state is ReadyState.CLOSED for source in sources)
+    assert settle(lambda: not ssesync_threads())
+    with pytest.raises(RuntimeError, match="closed"):
+        on_hub(hub, sse_server.url_for("/s")).start()
+
+
+def test_handlers_of_all_sources_run_on_the_hubs_one_thread(
+    hub: Hub, sse_server: SSEServer
+) -> None:
+    sse_server.route("/s", events_then_stall("a", "b"))
+    seen = Collector()
+    for _ in range(5):
+        source = on_hub(hub, sse_server.url_for("/s"))
+        source.on("message", lambda event: seen(threading.current_thread().name))
+        source.start()
+    assert set(seen.wait_for(10)) == {"ssesync-hub"}
+
+
+# -- many sources -----------------------------------------------------------------------------
+
+
+def _raise_file_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"needs {needed} file descriptors; the hard limit here is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_thousand_sources_through_drops_resumes_and_closes_lose_nothing(
+    sse_server: SSEServer,
+) -> None:
+    # Each source's stream breaks at random points, the server resuming
+    # after the Last-Event-ID it gets; a tenth of the sources are closed
+    # midway. Every event reaches each source once, in order, up to its end.
+    count, events = 1000, 20
+    _raise_file_limit(4 * count + 256)
+    rng = random.Random(7)
+
+    def flaky(conn: StreamConnection) -> None:
+        start = int(conn.request.last_event_id or -1) + 1
+        stop = min(events, start + rng.randint(1, 8))
+        conn.send_headers()
+        for number in range(start, stop):
+            conn.event(f"e{number}", id=str(number))
+        if stop < events:
+            conn.drop() if rng.random() < 0.5 else conn.end()
+        else:
+            conn.stall()
+
+    sse_server.route("/s", flaky)
+    received: list[list[int]] = [[] for _ in range(count)]
+    finished = threading.Semaphore(0)
+    closers: list[EventSource] = []
+    with Hub(connect_workers=16) as hub:
+        for number in range(count):
+            source = on_hub(hub, sse_server.url_for("/s"))
+
+            def record(event: Event, got: list[int] = received[number]) -> None:
+                got.append(int(event.id or -1))
+                if len(got) == events:
+                    finished.release()
+
+            source.on("message", record)
+            source.start()
+            if number % 10 == 0:
+                closers.append(source)
+        for source in closers:
+            source.close()  # closed midway, from another thread
+        done = len(closers)
+        deadline = time.monotonic() + 120
+        while done < count:
+            assert finished.acquire(timeout=max(0.0, deadline - time.monotonic())), (
+                f"{done} of {count} sources got every event"
+            )
+            done += 1
+    for got in received:
+        assert got == list(range(len(got)))  # in order, none twice, none skipped
+    assert sum(len(got) == events for got in received) >= count - len(closers)
+    assert settle(lambda: not ssesync_threads())
+
+
+# -- one source, another's handler, a slow connect ------------------------------------------------
+
+
+def test_one_sources_handler_closes_another_source(hub: Hub, sse_server: SSEServer) -> None:
+    sse_server.route("/a", events_then_stall("close b"))
+    sse_server.route("/b", events_then_stall("b1"))
+    b_got = Collector()
+    b = on_hub(hub, sse_server.url_for("/b"))
+    b.on("message", b_got)
+    b.start()
+    b_got.wait_for(1)
+    a = on_hub(hub, sse_server.url_for("/a"))
+    closed = Collector()
+    a.on("message", lambda event: closed(b.close()))
+    a.start()
+    assert closed.wait_for(1) == [True]  # b stopped at once: not its own handler
+    assert b.ready_state is ReadyState.CLOSED
+    assert b.join(WAIT)
+    assert a.ready_state is ReadyState.OPEN
+
+
+def test_a_handler_that_raises_touches_no_other_source(hub: Hub, sse_server: SSEServer) -> None:
+    sse_server.route("/s", events_then_stall("1", "2", "3"))
+    errors, good = Collector(), Collector()
+    broken = on_hub(hub, sse_server.url_for("/s"))
+    broken.on("message", lambda event: 1 / 0)
+    broken.on_error(errors)
+    fine = on_hub(hub, sse_server.url_for("/s"))
+    fine.on("message", good)
+    broken.start()
+    fine.start()
+    assert [e.data for e in good.wait_for(3)] == ["1", "2", "3"]
+    assert len(errors.wait_for(3)) == 3
+    assert broken.ready_state is ReadyState.OPEN
+
+
+def test_a_connect_that_hangs_delays_no_reading(
+    hub: Hub, sse_server: SSEServer, blackhole: str
+) -> None:
+    # The black hole accepts nothing: its connect waits on a worker, while
+    # the other source's events arrive as they come.
+    stuck = on_hub(hub, blackhole, timeout=(30, 30))
+    stuck.start()
+    gate = threading.Event()
+
+    def paced(conn: StreamConnection) -> None:
+        conn.send_headers()
+        for number in range(3):
+            conn.event(str(number))
+            gate.wait(WAIT)
+            gate.clear()
+        conn.stall()
+
+    sse_server.route("/s", paced)
+    got = Collector()
+    source = on_hub(hub, sse_server.url_for("/s"))
+    source.on("message", lambda event: (got(event.data), gate.set()))
+    source.start()
+    assert [e for e in got.wait_for(3)] == ["0", "1", "2"]
+    assert stuck.ready_state is ReadyState.CONNECTING
+    started = time.monotonic()
+    assert stuck.close(timeout=WAIT)
+    assert time.monotonic() - started < 5
+
+
+def test_tls_streams_with_records_left_inside_the_tls_layer(
+    hub: Hub, tls: dict[str, Any]
+) -> None:
+    # Many events in few large writes: TLS records hold several events, and
+    # a read may leave decrypted bytes the selector cannot see.
+    with SSEServer(ssl_context=tls["server_context"]) as server:
+        body = b"".join(b"id: %d\ndata: %s\n\n" % (n, b"x" * 300) for n in range(2000))
+        server.route("/s", server.raw([body[:70000], body[70000:]], then="stall"))
+        got = Collector()
+        source = on_hub(hub, server.url_for("/s"), ca_certs=tls["ca_path"])
+        source.on("message", got)
+        source.start()
+        assert [int(e.id) for e in got.wait_for(2000)] == list(range(2000))
+
+
+def test_a_silent_stream_times_out_and_reconnects(hub: Hub, sse_server: SSEServer) -> None:
+    sse_server.route("/s", events_then_stall("first"), events_then_stall("second"))
+    got, errors = Collector(), Collector()
+    source = on_hub(hub, sse_server.url_for("/s"), timeout=(5, 0.3))
+    source.on("message", got)
+    source.on_error(errors)
+    source.start()
+    assert [e.data for e in got.wait_for(2)] == ["first", "second"]
+    assert "read timed out" in str(errors.items[0][1])
+
+
+# -- closing everything -------------------------------------------------------------------------
+
+
+def test_hub_close_with_sources_in_every_state_leaves_nothing(
+    sse_server: SSEServer, blackhole: str
+) -> None:
+    sse_server.route("/read", events_then_stall("x"))
+    sse_server.route("/wait", sse_server.status(503))
+    sse_server.route("/done", sse_server.status(204))
+
+    def no_headers(conn: StreamConnection) -> None:
+        conn.stall()  # the request was read; the response never comes
+
+    sse_server.route("/headers", no_headers)
+    baseline = open_fds()
+    hub = Hub()
+    opened, waiting, done = Collector(), Collector(), Collector()
+    reading = on_hub(hub, sse_server.url_for("/read"))
+    reading.on("message", opened)
+    backing_off = on_hub(hub, sse_server.url_for("/wait"), retry_delay=60_000)
+    backing_off.on_error(waiting)
+    finished = on_hub(hub, sse_server.url_for("/done"))
+    finished.on_close(done)
+    sources = [
+        reading,
+        backing_off,
+        finished,
+        on_hub(hub, sse_server.url_for("/headers")),
+        on_hub(hub, blackhole, timeout=(30, 30)),
+        on_hub(hub, sse_server.url_for("/read")),  # never started
+    ]
+    for source in sources[:-1]:
+        source.start()
+    opened.wait_for(1)
+    waiting.wait_for(1)
+    done.wait_for(1)
+    assert sse_server.wait_for_requests(4, timeout=WAIT)
+    started = time.monotonic()
+    assert hub.close(timeout=WAIT)
+    assert time.monotonic() - started < 5
+    assert all(source.ready_state is ReadyState.CLOSED for source in sources[:-1])
+    assert len(hub) == 0
+    assert settle(lambda: not ssesync_threads()), ssesync_threads()
+    assert settle(lambda: open_fds() <= baseline), (open_fds(), baseline)
