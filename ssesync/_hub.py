@@ -379,6 +379,12 @@ class Hub:
                 self._again(entry)  # bytes inside TLS, which the selector cannot see
         except SSEError as exc:
             self._end_reading(entry, exc)
+        except Exception as exc:  # a bug: report it, and end this stream, not the hub
+            log.exception("unexpected error while reading %s", loop.url)
+            entry.sink.registry.report_error(exc, uncaught=True)
+            self._end_reading(
+                entry, SSEConnectionError(f"reading {loop.url} failed: {type(exc).__name__}")
+            )
         finally:
             self._running = None
 

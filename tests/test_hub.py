@@ -294,3 +294,37 @@ def test_hub_close_with_sources_in_every_state_leaves_nothing(
     assert len(hub) == 0
     assert settle(lambda: not ssesync_threads()), ssesync_threads()
     assert settle(lambda: open_fds() <= baseline), (open_fds(), baseline)
+
+
+def test_a_content_length_body_and_a_deflate_body_are_read_by_the_hub(
+    hub: Hub, sse_server: SSEServer
+) -> None:
+    import zlib
+
+    body = b"data: counted\n\n"
+    sse_server.route("/length", sse_server.raw([body], headers={"Content-Length": str(len(body))}))
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # raw deflate, as some servers send it
+    squeezed = raw.compress(b"data: squeezed\n\n") + raw.flush()
+    deflated = {"Content-Encoding": "deflate"}
+    sse_server.route("/deflate", sse_server.raw([squeezed], headers=deflated))
+    got = Collector()
+    for path in ("/length", "/deflate"):
+        source = on_hub(hub, sse_server.url_for(path), reconnect=False)
+        source.on("message", got)
+        source.start()
+        assert source.join(WAIT)
+    assert sorted(e.data for e in got.items) == ["counted", "squeezed"]
+
+
+def test_an_encoding_the_hub_cannot_decode_is_a_clear_final_error(
+    hub: Hub, sse_server: SSEServer
+) -> None:
+    sse_server.route("/s", sse_server.raw([b"\x00"], headers={"Content-Encoding": "br"}))
+    errors = Collector()
+    source = on_hub(hub, sse_server.url_for("/s"))
+    source.on_error(errors)
+    source.start()
+    assert source.join(WAIT)
+    (_, error), *_ = errors.wait_for(1)
+    assert not error.retryable
+    assert "br" in str(error)

@@ -57,7 +57,7 @@ class DirectBody:
         self._chunks: Optional[ChunkedDecoder] = ChunkedDecoder() if chunked else None
         self._left = length  # bytes of a Content-Length body still to come
         self._inflate: Any = None
-        #: For "deflate": False until the data proved zlib-wrapped or raw.
+        #: For "deflate": False while it may still be raw deflate, not zlib data.
         self._raw_deflate: Optional[bool] = None
         if encoding in _DECODERS:
             self._inflate = zlib.decompressobj(_DECODERS[encoding] or zlib.MAX_WBITS)
@@ -178,7 +178,7 @@ class DirectBody:
         try:
             out: bytes = inflate.decompress(data)
         except zlib.error:
-            if self._raw_deflate is False and not inflate.total_out:
+            if self._raw_deflate is False:
                 # "deflate" is zlib data by the RFC, but some servers send it raw.
                 self._raw_deflate = True
                 self._inflate = inflate = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -187,6 +187,8 @@ class DirectBody:
             raise SSEConnectionError(
                 f"the body from {where} is not the compressed data it claims", url=where
             ) from None
+        if out and self._raw_deflate is False:
+            self._raw_deflate = None  # it was zlib data after all: no more guessing
         if self.ended:
             out += inflate.flush()
         return out
