@@ -118,6 +118,10 @@ class Hub:
         with self._lock:
             return len(self._entries)
 
+    def __bool__(self) -> bool:
+        """A hub is true even with no source (``__len__`` alone would make it false)."""
+        return True
+
     def __enter__(self) -> Hub:
         return self
 
@@ -232,6 +236,8 @@ class Hub:
 
     def _done(self) -> bool:
         """Asked by the reactor after each round: is there nothing left to run?"""
+        if not self._closing:
+            return False
         with self._lock:
             done = self._closing and not self._entries
         if done:
@@ -372,6 +378,8 @@ class Hub:
                 if body.ended or loop.closing:
                     self._end_reading(entry, None)
                     return
+                if body.drained:
+                    break  # a recv now would only say "would block"
             else:
                 self._again(entry)  # more may be there: after the others' turns
                 return

@@ -27,6 +27,9 @@ log = logging.getLogger("ssesync")
 
 T = TypeVar("T")
 
+#: Seconds a busy reactor lets readiness gather before its next round.
+GATHER = 0.002
+
 
 class Timer:
     """A scheduled call; :meth:`cancel` it to skip it."""
@@ -111,12 +114,22 @@ class Reactor:
     # -- the thread -------------------------------------------------------------------------------
     def _main(self) -> None:
         select = self._selector.select
+        gather = GATHER
+        woke = 0.0
         try:
             while True:
                 self._run_posted()
                 if self._should_stop():
                     return
-                for key, _ in select(self._timeout()):
+                if gather:
+                    # Busy: let readiness gather for a moment, then handle
+                    # all of it in one round instead of a round per socket.
+                    pause = woke + gather - time.monotonic()
+                    if pause > 0 and not self._posted:
+                        time.sleep(pause)
+                ready = select(self._timeout())
+                woke = time.monotonic() if ready else 0.0
+                for key, _ in ready:
                     if key.data is None:
                         self._drain_wake()
                     else:

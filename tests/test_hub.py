@@ -74,6 +74,7 @@ def test_len_counts_the_running_sources_and_leaving_the_block_closes_them(
         sources[0].close()
         assert len(hub) == 2
     assert len(hub) == 0
+    assert hub  # still a hub: `if hub:` must not read an empty one as absent
     assert all(source.ready_state is ReadyState.CLOSED for source in sources)
     assert settle(lambda: not ssesync_threads())
     with pytest.raises(RuntimeError, match="closed"):

@@ -39,7 +39,8 @@ class DirectBody:
     """The body of one response, read from its socket without blocking."""
 
     __slots__ = (
-        "_chunks", "_inflate", "_initial", "_left", "_raw_deflate", "_url", "ended", "sock",
+        "_chunks", "_inflate", "_initial", "_left", "_raw_deflate", "_url", "drained",
+        "ended", "sock",
     )  # fmt: skip
 
     def __init__(
@@ -66,6 +67,9 @@ class DirectBody:
         self._initial = initial
         #: Whether the body is complete: nothing more will be read.
         self.ended = False
+        #: Whether the last read took less than it could: the socket is empty
+        #: for now, and a selector will say when it is not.
+        self.drained = False
 
     @classmethod
     def take(cls, stream: Any, url: str) -> DirectBody:
@@ -131,16 +135,19 @@ class DirectBody:
             return self._finish(chunks)
         if self._initial:
             data, self._initial = self._initial, b""
+            self.drained = False  # the socket itself was not read
         else:
             try:
                 data = self.sock.recv(READ_SIZE)
             except _WOULD_BLOCK:
+                self.drained = True
                 return None
             except OSError as exc:
                 error = urllib3_error(exc, self._url)
                 raise error from error.__cause__
             if not data:
                 return self._at_eof()
+            self.drained = len(data) < READ_SIZE
         if chunks is not None:
             try:
                 data = chunks.feed(data)
