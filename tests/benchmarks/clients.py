@@ -516,6 +516,39 @@ def _raw_check(block: bytes, state: list[Any]) -> None:
 RUNNERS = {"throughput": throughput, "latency": latency, "concurrent": concurrent}
 
 
+def _profiled(
+    run: Callable[[dict[str, Any]], dict[str, Any]], spec: dict[str, Any], path: str
+) -> dict[str, Any]:
+    """``run(spec)`` under cProfile, the threads it starts included.
+
+    A profiler only sees the thread that enabled it, and a started source
+    reads in a thread of its own: so every thread started meanwhile runs
+    under a profiler of its own, and all are merged into one file.
+    """
+    import cProfile
+    import pstats
+
+    profilers: list[cProfile.Profile] = []
+    thread_run = threading.Thread.run
+
+    def profiled_run(thread: threading.Thread) -> None:
+        profiler = cProfile.Profile()
+        profilers.append(profiler)
+        profiler.runcall(thread_run, thread)
+
+    main = cProfile.Profile()
+    threading.Thread.run = profiled_run  # type: ignore[method-assign]
+    try:
+        result = main.runcall(run, spec)
+    finally:
+        threading.Thread.run = thread_run  # type: ignore[method-assign]
+    stats = pstats.Stats(main)
+    for profiler in profilers:
+        stats.add(profiler)
+    stats.dump_stats(path)
+    return result
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     spec = json.loads((argv if argv is not None else sys.argv[1:])[0])
     if spec.get("ssesync_path"):  # a --baseline run: another checkout's ssesync
@@ -530,14 +563,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         profile = spec.get("profile")
         before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
-        if profile:
-            import cProfile
-
-            profiler = cProfile.Profile()
-            result = profiler.runcall(run, spec)
-            profiler.dump_stats(profile)
-        else:
-            result = run(spec)
+        result = _profiled(run, spec, profile) if profile else run(spec)
         elapsed = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_SELF)
     except BaseException as exc:
