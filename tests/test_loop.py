@@ -207,6 +207,21 @@ def test_keep_connection_returns_only_a_cleanly_ended_stream() -> None:
         assert stream.closed_with is reuse
 
 
+@pytest.mark.parametrize("control", ["close", "request_reconnect", "keep_connection=False"])
+def test_a_stream_that_ends_cleanly_is_not_returned_after_close_reconnect_or_by_default(
+    control: str,
+) -> None:
+    # close() and reconnect() may have shut its socket down already, and
+    # without keep_connection a connection never goes back to a shared pool.
+    loop, _ = make_loop(keep_connection=control != "keep_connection=False")
+    stream = FakeStream()
+    connect(loop, stream)
+    if control != "keep_connection=False":
+        getattr(loop, control)()
+    loop.ended()
+    assert stream.closed_with is False
+
+
 def test_id_less_replay_after_a_reconnect_is_of_the_last_message_of_the_last_read() -> None:
     loop, _ = make_loop()
     connect(loop)
