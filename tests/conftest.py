@@ -19,8 +19,10 @@ from ssesync.testing import SSEServer
 from tests.helpers import PROXY_VARIABLES, WAIT, settle, ssesync_threads
 
 # CI runs a fixed set of examples so a run is reproducible; local runs explore.
+# So does a mutation run (mutmut sets MUTANT_UNDER_TEST): a mutant must be
+# caught or missed the same way every time (docs/development.rst).
 settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI"):
+if os.environ.get("CI") or "MUTANT_UNDER_TEST" in os.environ:
     settings.load_profile("ci")
 
 

@@ -75,6 +75,36 @@ def test_long_data_is_remembered_by_length_and_hash_not_kept() -> None:
     assert not replay.is_replay("1", "x" * (KEPT_DATA + 2))
 
 
+@pytest.mark.parametrize(
+    ("size", "kept"),
+    [(KEPT_DATA, True), (KEPT_DATA + 1, False)],
+    ids=["up-to-kept-data", "longer"],
+)
+def test_what_is_remembered_of_an_id_is_its_data_up_to_kept_data_characters(
+    size: int, kept: bool
+) -> None:
+    data = "d" * size
+    assert (data_key(data) == data) is kept
+    replay = ReplayFilter()
+    replay.is_replay("1", data)
+    assert replay.seen["1"] == data_key(data)  # long data is not kept alive
+
+
+def test_long_data_of_the_same_length_with_new_content_is_new_information() -> None:
+    replay = ReplayFilter()
+    assert not replay.is_replay("1", "a" * 1000)
+    assert not replay.is_replay("1", "b" * 1000)
+    assert replay.is_replay("1", "b" * 1000)
+
+
+def test_an_empty_first_event_is_delivered() -> None:
+    # Nothing was delivered before the first connection: no data, not even
+    # "", can be a replay of it.
+    replay = ReplayFilter()
+    replay.reconnected()
+    assert not replay.is_replay(None, "")
+
+
 def test_memory_holds_between_one_and_two_windows_of_the_newest_ids() -> None:
     replay = ReplayFilter()
     for number in range(2 * DEDUPE_WINDOW + 1):

@@ -139,6 +139,23 @@ def _closed_by_client(sse_server: SSEServer, path: str) -> threading.Event:
     return left
 
 
+def test_close_from_the_iterating_thread_ends_the_source_at_once(sse_server: SSEServer) -> None:
+    # close() in the body of the for loop closes the generator there and
+    # then: the connection is gone and on_close has run before it returns,
+    # not only when (or if) the loop asks for the next event.
+    left = _closed_by_client(sse_server, "/s")
+    source = EventSource(sse_server.url_for("/s"))
+    closed = Collector()
+    source.on_close(closed)
+    events = iter(source)
+    assert next(events).data == "first"
+    assert source.close() is True
+    assert closed.items == [source]
+    assert source.ready_state is ReadyState.CLOSED
+    assert left.wait(WAIT)
+    assert next(events, None) is None
+
+
 @pytest.mark.usefixtures("no_gc")
 def test_breaking_out_of_a_for_loop_closes_the_connection_without_gc(
     sse_server: SSEServer,

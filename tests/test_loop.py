@@ -10,12 +10,17 @@ relies on.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import logging
+import threading
+import time
+from typing import Any, Callable, Optional
 
 import pytest
 
 from ssesync import Event, ReadyState, SSEConnectionError, SSEParsingError
-from ssesync._loop import ReadLoop, Step
+from ssesync import _drive as drive
+from ssesync._dedupe import ReplayFilter
+from ssesync._loop import ReadLoop, Response, Step
 from ssesync._request import Options, RequestPlan
 from ssesync._transport import Attempt, Request
 
@@ -40,31 +45,44 @@ class FakeStream:
 
 
 class FakeTransport:
+    def __init__(self) -> None:
+        self.closed = False
+
     def open(self, request: Request, attempt: Attempt) -> Any:
         raise AssertionError("not opened by these tests")
 
     def close(self) -> None:
-        pass
+        self.closed = True
 
 
 class RecordingSink:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.errors: list[Any] = []  # the exceptions themselves, in order
+        #: Called inside a hook, by name ("opened", "error"): what a handler does there.
+        self.during: dict[str, Callable[[], None]] = {}
 
     def opened(self) -> None:
         self.calls.append(("opened",))
+        self._during("opened")
 
     def comment(self, text: str) -> None:
         self.calls.append(("comment", text))
 
     def error(self, exc: Any, fatal: bool) -> None:
         self.calls.append(("error", type(exc).__name__, fatal))
+        self.errors.append(exc)
+        self._during("error")
 
     def closed(self) -> None:
         self.calls.append(("closed",))
 
+    def _during(self, hook: str) -> None:
+        if hook in self.during:
+            self.during[hook]()
 
-def make_loop(**overrides: Any) -> tuple[ReadLoop, RecordingSink]:
+
+def make_loop(*, owns_transport: bool = False, **overrides: Any) -> tuple[ReadLoop, RecordingSink]:
     options: dict[str, Any] = {
         "method": "GET", "params": None, "data": None, "json": None, "last_event_id": None,
         "reconnect": True, "retry_delay": 1000, "max_retry_delay": 30000, "max_retries": None,
@@ -76,7 +94,7 @@ def make_loop(**overrides: Any) -> tuple[ReadLoop, RecordingSink]:
     sink = RecordingSink()
     loop = ReadLoop(
         checked, RequestPlan(checked, {}), FakeTransport(), sink,
-        owns_transport=False, last_event_id=checked.last_event_id,
+        owns_transport=owns_transport, last_event_id=checked.last_event_id,
     )  # fmt: skip
     loop.backoff._random = lambda: 0.0  # the bottom of every jitter range
     return loop, sink
@@ -189,6 +207,21 @@ def test_keep_connection_returns_only_a_cleanly_ended_stream() -> None:
         assert stream.closed_with is reuse
 
 
+@pytest.mark.parametrize("control", ["close", "request_reconnect", "keep_connection=False"])
+def test_a_stream_that_ends_cleanly_is_not_returned_after_close_reconnect_or_by_default(
+    control: str,
+) -> None:
+    # close() and reconnect() may have shut its socket down already, and
+    # without keep_connection a connection never goes back to a shared pool.
+    loop, _ = make_loop(keep_connection=control != "keep_connection=False")
+    stream = FakeStream()
+    connect(loop, stream)
+    if control != "keep_connection=False":
+        getattr(loop, control)()
+    loop.ended()
+    assert stream.closed_with is False
+
+
 def test_id_less_replay_after_a_reconnect_is_of_the_last_message_of_the_last_read() -> None:
     loop, _ = make_loop()
     connect(loop)
@@ -225,3 +258,456 @@ def test_a_server_retry_field_sets_the_next_wait() -> None:
     loop.received(b"retry: 250\n\n")
     loop.ended()
     assert loop.delay == pytest.approx(0.25)
+
+
+def test_a_new_loop_connects_first_and_holds_nothing_yet() -> None:
+    loop, sink = make_loop()
+    assert loop.step is Step.CONNECT
+    assert loop.state is ReadyState.CONNECTING
+    assert loop.response is None  # source.response before the first response
+    assert loop.driver_thread is None  # no driver yet: close() finishes the loop itself
+    assert loop.pending_error is None
+    loop.finish()  # a source closed before it ever connected
+    assert loop.step is Step.STOP
+    assert loop.begin_attempt() is None
+    assert sink.calls == [("closed",)]
+
+
+def test_the_first_request_sends_the_last_event_id_option() -> None:
+    loop, _ = make_loop(last_event_id="5")
+    request, _ = connect(loop)
+    assert request.headers["Last-Event-ID"] == b"5"
+    (event,) = loop.received(b"data: a\n\n")
+    assert event.last_event_id == "5"  # the parser starts from it
+
+
+def test_each_response_is_kept_for_source_response() -> None:
+    loop, _ = make_loop()
+    stream = FakeStream()
+    stream.url = URL + "?after=redirect"
+    connect(loop, stream)
+    assert loop.response == Response(200, stream.headers, URL + "?after=redirect")
+
+
+def test_the_step_taken_is_kept_in_step() -> None:
+    loop, _ = make_loop()
+    connect(loop)
+    assert loop.step is Step.READ
+    loop.ended()
+    assert loop.step is Step.WAIT
+    loop.waited()
+    assert loop.step is Step.CONNECT
+
+
+# -- close() and reconnect() at every point -----------------------------------------------
+
+
+@pytest.mark.parametrize("control", ["close", "request_reconnect"])
+def test_close_and_reconnect_abort_the_attempt_in_progress(control: str) -> None:
+    # A blocked connect returns at once because its sockets are shut down.
+    loop, _ = make_loop()
+    begun = loop.begin_attempt()
+    assert begun is not None
+    _, attempt = begun
+    assert not attempt.aborted
+    getattr(loop, control)()
+    assert attempt.aborted
+
+
+def test_close_during_a_connect_stops_whatever_the_connect_gives() -> None:
+    loop, sink = make_loop()
+    loop.begin_attempt()
+    loop.close()
+    assert loop.open_failed(SSEConnectionError("the abort broke it")) is Step.STOP
+    loop, sink = make_loop()
+    loop.begin_attempt()
+    loop.close()
+    stream = FakeStream()
+    assert loop.opened(stream) is Step.STOP
+    loop.finish()
+    assert stream.closed_with is False  # released by finish(), never reused
+    assert sink.calls == [("closed",)]  # no on_open, no on_error
+
+
+def test_a_reconnect_requested_during_a_connect_connects_again_without_an_error() -> None:
+    loop, sink = make_loop()
+    connect(loop)  # OPEN
+    loop.request_reconnect()
+    assert loop.ended(SSEConnectionError("the abort broke the read")) is Step.CONNECT
+    loop.begin_attempt()
+    assert loop.state is ReadyState.CONNECTING
+    loop.request_reconnect()
+    assert loop.open_failed(SSEConnectionError("the abort broke the connect")) is Step.CONNECT
+    assert sink.calls == [("opened",)]
+    # The request is taken once: the next failure is reported and waited for.
+    loop.begin_attempt()
+    assert loop.open_failed(SSEConnectionError("refused")) is Step.WAIT
+    assert sink.calls[-1] == ("error", "SSEConnectionError", False)
+
+
+@pytest.mark.parametrize("hook", ["opened", "error"])
+def test_close_from_a_hook_stops_the_loop(hook: str) -> None:
+    # on_open and on_error handlers run inside the loop's step: a close()
+    # there must end it, not be overwritten by the step that follows.
+    loop, sink = make_loop()
+    sink.during[hook] = loop.close
+    begun = loop.begin_attempt()
+    assert begun is not None
+    if hook == "opened":
+        assert loop.opened(FakeStream()) is Step.STOP
+    else:
+        assert loop.open_failed(SSEConnectionError("refused")) is Step.STOP
+    assert loop.state is ReadyState.CLOSED
+
+
+def test_close_while_the_stream_is_being_set_up_skips_on_open() -> None:
+    loop, sink = make_loop()
+
+    class CloseMeanwhile(ReplayFilter):
+        def reconnected(self) -> None:
+            super().reconnected()
+            loop.close()  # another thread's close(), just then
+
+    loop.replay = CloseMeanwhile()
+    loop.begin_attempt()
+    assert loop.opened(FakeStream()) is Step.STOP
+    assert loop.state is ReadyState.CLOSED
+    assert sink.calls == []
+
+
+def test_close_while_reading_stops_when_the_read_ends() -> None:
+    loop, _ = make_loop()
+    connect(loop)
+    loop.close()
+    assert loop.ended(SSEConnectionError("the abort broke the read")) is Step.STOP
+
+
+def test_finish_closes_a_transport_the_loop_owns() -> None:
+    loop, _ = make_loop(owns_transport=True)
+    transport = loop.transport
+    assert isinstance(transport, FakeTransport)
+    loop.finish()
+    assert transport.closed
+    loop, _ = make_loop()
+    loop.finish()
+    assert not loop.transport.closed  # type: ignore[attr-defined]  # a shared pool stays
+
+
+# -- what a read gives ----------------------------------------------------------------------
+
+
+def test_a_read_of_only_id_less_messages_is_plain_any_other_is_not() -> None:
+    # The driver skips per-item bookkeeping for a plain read: a comment or an
+    # id in one would be yielded as an event, or the last event ID lost.
+    loop, _ = make_loop()
+    connect(loop)
+    loop.received(b"data: a\n\n")
+    assert loop.plain
+    for read in (b"id: 1\ndata: b\n\n", b": ping\ndata: c\n\n", b"event: x\ndata: d\n\n"):
+        loop.received(read)
+        assert not loop.plain, read
+
+
+def test_an_id_only_block_moves_the_last_event_id() -> None:
+    loop, _ = make_loop()
+    connect(loop)
+    assert loop.received(b"id: 9\n\n") == []
+    assert loop.last_event_id == "9"
+
+
+def test_strict_mode_reaches_the_parser() -> None:
+    loop, _ = make_loop(strict=True, reconnect=False)
+    connect(loop)
+    loop.received(b"data: ok\n\nfoo: bar\n\n")
+    assert isinstance(loop.pending_error, SSEParsingError)
+
+
+def test_a_parse_error_is_retried_when_reconnecting() -> None:
+    loop, sink = make_loop()
+    connect(loop)
+    loop.received(b"data: ok\n\ndata: " + b"x" * 100 + b"\n\n")
+    assert loop.ended(loop.pending_error) is Step.WAIT
+    assert loop.pending_error is None  # the next stream starts clean
+    assert sink.calls[-1] == ("error", "SSEParsingError", False)
+
+
+def test_a_retry_line_of_an_unfinished_block_sets_the_next_wait() -> None:
+    loop, _ = make_loop()
+    connect(loop)
+    loop.received(b"retry: 250\ndata: cut off")
+    loop.ended()
+    assert loop.delay == pytest.approx(0.25)
+
+
+# -- replays, as the loop filters them --------------------------------------------------------
+
+
+def reconnect(loop: ReadLoop) -> None:
+    loop.ended()
+    loop.waited()
+    connect(loop)
+
+
+def test_replayed_ids_are_skipped_after_a_reconnect_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop, _ = make_loop()
+    connect(loop)
+    assert data(loop.received(b"id: 1\ndata: a\n\nid: 2\ndata: b\n\n")) == ["a", "b"]
+    reconnect(loop)
+    caplog.set_level(logging.DEBUG, logger="ssesync")
+    replayed = b"id: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 3\ndata: c\n\nid: 4\ndata: d\n\n"
+    assert data(loop.received(replayed)) == ["c", "d"]
+    skips = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped")]
+    assert skips == [
+        "skipped a replay of the event with id '1'",
+        "skipped a replay of the event with id '2'",
+    ]
+
+
+def test_an_id_less_replay_of_an_event_with_an_id_is_skipped() -> None:
+    loop, _ = make_loop()
+    connect(loop)
+    loop.received(b"data: a\n\nid: 5\ndata: state\n\n")
+    reconnect(loop)
+    assert data(loop.received(b"data: state\n\n")) == []
+
+
+def test_after_an_event_with_an_id_repeated_data_is_new() -> None:
+    # Only the first event after a reconnect can be an id-less replay.
+    loop, _ = make_loop()
+    connect(loop)
+    loop.received(b"data: x\n\n")
+    reconnect(loop)
+    assert data(loop.received(b"id: 9\ndata: x\n\ndata: x\n\n")) == ["x", "x"]
+
+
+def test_long_data_with_the_same_id_and_length_but_new_content_is_new() -> None:
+    loop, _ = make_loop(max_event_size=4096)
+    connect(loop)
+    first, second = "a" * 1000, "b" * 1000
+    assert data(loop.received(f"id: 1\ndata: {first}\n\n".encode())) == [first]
+    reconnect(loop)
+    assert data(loop.received(f"id: 1\ndata: {second}\n\n".encode())) == [second]
+    reconnect(loop)
+    assert data(loop.received(f"id: 1\ndata: {second}\n\n".encode())) == []
+
+
+def test_dedupe_off_delivers_replays() -> None:
+    loop, _ = make_loop(dedupe=False)
+    connect(loop)
+    loop.received(b"id: 1\ndata: a\n\n")
+    reconnect(loop)
+    assert data(loop.received(b"id: 1\ndata: a\n\n")) == ["a"]
+
+
+# -- backoff: healthy streams, giving up ------------------------------------------------------
+
+
+def test_a_stream_that_ended_before_any_event_counts_as_a_failed_attempt() -> None:
+    loop, _ = make_loop(retry_delay=100)
+    connect(loop)
+    loop.ended()
+    loop.waited()
+    connect(loop)
+    loop.ended()  # opened, delivered nothing, ended at once
+    assert loop.backoff.attempts == 2
+    assert loop.delay == pytest.approx(0.1)  # 200 ms, jitter down to half
+
+
+@pytest.mark.parametrize(
+    ("open_for", "attempts"),
+    [(4.9, 2), (5.0, 1), (600.0, 1)],
+    ids=["not-yet-healthy", "healthy-at-5s", "long-healthy"],
+)
+def test_a_stream_open_for_five_seconds_is_healthy_without_an_event(
+    monkeypatch: pytest.MonkeyPatch, open_for: float, attempts: int
+) -> None:
+    # A quiet stream that stays up is not a failure: the backoff starts over
+    # (HEALTHY_AFTER), as after one that delivered an event.
+    now = [1000.0]
+    monkeypatch.setattr("ssesync._loop.time.monotonic", lambda: now[0])
+    loop, _ = make_loop()
+    connect(loop)
+    loop.ended()
+    loop.waited()
+    connect(loop)
+    now[0] += open_for
+    loop.ended()
+    assert loop.backoff.attempts == attempts
+
+
+def test_give_up_carries_the_last_failure_its_status_and_the_url() -> None:
+    loop, sink = make_loop(max_retries=1)
+    loop.begin_attempt()
+    loop.open_failed(SSEConnectionError("503 from the server", status=503, url=URL))
+    loop.waited()
+    loop.begin_attempt()
+    last = SSEConnectionError("503 again", status=503, url=URL)
+    assert loop.open_failed(last) is Step.STOP
+    fatal = loop.fatal
+    assert isinstance(fatal, SSEConnectionError)
+    assert (fatal.status, fatal.url, fatal.__cause__) == (503, URL, last)
+    assert str(fatal) == "gave up after 1 failed retry: 503 again"
+    assert loop.state is ReadyState.CLOSED
+    assert sink.errors[-1] is fatal
+
+
+@pytest.mark.parametrize(
+    ("failure", "words"),
+    [
+        ("refused", "gave up without a retry (max_retries=0): refused"),
+        ("ended", "gave up without a reconnect attempt (max_retries=0): "
+                  "the server ended the stream of " + URL),
+        ("broke", "gave up without a reconnect attempt (max_retries=0): broke"),
+    ],
+)  # fmt: skip
+def test_max_retries_zero_gives_up_at_the_first_failure(failure: str, words: str) -> None:
+    # max_retries=0 is accepted: no retry, and no reconnect after a stream ends.
+    loop, _ = make_loop(max_retries=0)
+    if failure == "refused":
+        loop.begin_attempt()
+        step = loop.open_failed(SSEConnectionError("refused"))
+    else:
+        connect(loop)
+        step = loop.ended(None if failure == "ended" else SSEConnectionError("broke"))
+    assert step is Step.STOP
+    assert str(loop.fatal) == words
+
+
+def test_the_end_of_a_stream_is_reported_with_the_url() -> None:
+    loop, sink = make_loop()
+    connect(loop)
+    loop.ended()
+    (error,) = sink.errors
+    assert isinstance(error, SSEConnectionError)
+    assert str(error) == f"the server ended the stream of {URL}"
+    assert error.url == URL
+
+
+def test_the_open_failure_itself_is_reported() -> None:
+    loop, sink = make_loop()
+    loop.begin_attempt()
+    failure = SSEConnectionError("refused")
+    loop.open_failed(failure)
+    assert sink.errors == [failure]
+
+
+def test_retry_after_of_the_failure_sets_a_floor_on_the_wait() -> None:
+    loop, _ = make_loop(retry_delay=100)
+    loop.begin_attempt()
+    loop.open_failed(SSEConnectionError("429", status=429, retry_after=20))
+    assert loop.delay == pytest.approx(20.0)
+
+
+def test_a_clean_end_without_reconnect_stops_quietly() -> None:
+    loop, sink = make_loop(reconnect=False)
+    connect(loop)
+    assert loop.ended() is Step.STOP
+    assert loop.fatal is None
+    assert sink.calls == [("opened",)]
+
+
+# -- what the ssesync logger hears ------------------------------------------------------------
+
+
+def test_connects_reconnects_and_errors_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="ssesync")
+    loop, _ = make_loop()
+    connect(loop)
+    loop.ended()  # the server ended it: INFO, a reconnect follows
+    loop.waited()
+    connect(loop)
+    loop.ended(SSEConnectionError("broke"))  # it broke: WARNING
+    loop.waited()
+    connect(loop)
+    loop.request_reconnect()
+    loop.ended()
+    connect(loop, FakeStream(status=204))
+    loop, _ = make_loop(reconnect=False)
+    connect(loop)
+    loop.ended()
+    loop, _ = make_loop()
+    connect(loop, FakeStream(status=404))
+    records = [(r.levelname, r.getMessage()) for r in caplog.records]
+    ended = f"the server ended the stream of {URL}"
+    assert records == [
+        ("DEBUG", f"connecting to {URL}"),
+        ("INFO", f"connected to {URL}"),
+        ("INFO", f"{ended}; reconnecting in 1.00 s"),
+        ("DEBUG", f"connecting to {URL}"),
+        ("INFO", f"connected to {URL}"),
+        ("WARNING", "broke; reconnecting in 1.00 s"),
+        ("DEBUG", f"connecting to {URL}"),
+        ("INFO", f"connected to {URL}"),
+        ("INFO", f"reconnecting to {URL} on request"),
+        ("DEBUG", f"connecting to {URL}"),
+        ("INFO", f"{URL} answered 204 No Content: the stream is over"),
+        ("DEBUG", f"connecting to {URL}"),
+        ("INFO", f"connected to {URL}"),
+        ("INFO", f"the stream of {URL} ended"),
+        ("DEBUG", f"connecting to {URL}"),
+        ("ERROR", records[-1][1]),
+    ]
+    assert "404" in records[-1][1]
+
+
+# -- the blocking driver's wait (ssesync._drive.wait) -----------------------------------------
+
+
+class ScriptedWake(threading.Event):
+    """A loop's ``wake`` event with a close() or reconnect() landing at one point of the wait.
+
+    ``before-clear``: between the loop deciding to WAIT and the driver
+    starting its wait; ``before-wait``: after the driver read the flags, just
+    before it blocks. Either way the wait must not last the delay.
+    """
+
+    def __init__(self, control: Callable[[], None], at: str) -> None:
+        super().__init__()
+        self.control, self.at = control, at
+
+    def clear(self) -> None:
+        if self.at == "before-clear":
+            self.control()
+        super().clear()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        if self.at == "before-wait":
+            self.control()
+        return super().wait(timeout)
+
+
+@pytest.mark.parametrize("at", ["before-clear", "before-wait"])
+@pytest.mark.parametrize("control", ["close", "request_reconnect"])
+def test_a_close_or_reconnect_just_before_the_backoff_wait_cuts_it_short(
+    control: str, at: str
+) -> None:
+    loop, _ = make_loop(retry_delay=30000)
+    loop.begin_attempt()
+    assert loop.open_failed(SSEConnectionError("refused")) is Step.WAIT
+    assert loop.delay == pytest.approx(30.0)
+    loop.wake = ScriptedWake(getattr(loop, control), at)
+    started = time.monotonic()
+    step = drive.wait(loop)
+    assert time.monotonic() - started < 1.0  # not the 30 s delay
+    assert step is (Step.STOP if control == "close" else Step.CONNECT)
+
+
+def test_a_wake_left_from_an_earlier_reconnect_does_not_cut_the_next_wait() -> None:
+    waits: list[tuple[Optional[float], bool]] = []
+
+    class RecordingWake(threading.Event):
+        def wait(self, timeout: Optional[float] = None) -> bool:
+            waits.append((timeout, self.is_set()))
+            return False  # the delay passed
+
+    loop, _ = make_loop()
+    loop.wake = RecordingWake()
+    connect(loop)
+    loop.request_reconnect()  # sets wake; taken by the loop at once
+    assert loop.ended() is Step.CONNECT
+    loop.begin_attempt()
+    assert loop.open_failed(SSEConnectionError("refused")) is Step.WAIT
+    assert drive.wait(loop) is Step.CONNECT
+    assert waits == [(pytest.approx(1.0), False)]

@@ -10,6 +10,7 @@ splits a CRLF, a UTF-8 sequence or the leading BOM — and must match what
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Optional, Union
 
@@ -21,8 +22,13 @@ from ssesync._parser import Parser
 from tests.parser_helpers import Item, canon, canon_retry, encode
 from tests.spec_reference import ReferenceStream, reference_parse
 
+#: A mutation run (docs/development.rst; mutmut sets MUTANT_UNDER_TEST) runs
+#: these tests once per surviving parser mutant: fewer examples keep it to
+#: minutes, and the example tests of tests/test_parser.py pin each rule anyway.
+EXAMPLES = 40 if "MUTANT_UNDER_TEST" in os.environ else 250
+
 SETTINGS = settings(
-    max_examples=250,
+    max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
     database=None,

@@ -56,6 +56,17 @@ def test_every_option_is_checked_in_the_constructor(
         EventSource("http://127.0.0.1:9/", **options)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{"max_retries": 0}, {"max_retry_delay": 0}, {"retry_delay": 0, "max_retry_delay": 0}],
+)
+def test_zero_retries_and_a_zero_backoff_cap_are_accepted(options: dict[str, Any]) -> None:
+    # max_retries=0: give up at the first failure; max_retry_delay=0: no
+    # backoff beyond the reconnection time (tests/test_retry.py, test_loop.py).
+    source = EventSource("http://127.0.0.1:9/", **options)
+    source.close()
+
+
 def test_an_unknown_option_is_refused_by_sseclient_at_once() -> None:
     # It used to be accepted and to fail only at connect().
     with pytest.raises(TypeError, match="retries"):

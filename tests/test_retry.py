@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import time
 
 import pytest
 
@@ -72,6 +73,30 @@ def test_retry_after_is_a_floor_capped_by_max_retry_delay() -> None:
     assert backoff(base=100, draw=0.0).next_delay(retry_after=0.5) == pytest.approx(0.5)
 
 
+def test_a_cap_of_zero_turns_the_backoff_off() -> None:
+    # max_retry_delay=0 is accepted: every wait is the reconnection time,
+    # with no jitter and no doubling; the cap also bounds what comes on top
+    # of it (the 100 ms floor after a reconnection time of 0, Retry-After).
+    b = backoff(base=1000, cap=0, draw=1.0)
+    assert [b.next_delay() for _ in range(4)] == pytest.approx([1, 1, 1, 1])
+    b = backoff(base=0, cap=0, draw=1.0)
+    assert [b.next_delay(retry_after=5) for _ in range(3)] == [0, 0, 0]
+
+
+def test_zero_max_retries_is_exhausted_by_the_first_failure() -> None:
+    b = backoff(max_retries=0)
+    assert not b.exhausted
+    b.next_delay()
+    assert b.exhausted
+
+
+def test_a_failure_counts_as_one_to_open_a_stream_unless_told_otherwise() -> None:
+    b = backoff(max_retries=1)
+    b.next_delay()
+    b.next_delay()
+    assert b.summary() == "after 1 failed retry"
+
+
 def test_max_retries_counts_consecutive_attempts() -> None:
     b = backoff(max_retries=2)
     b.next_delay()
@@ -105,6 +130,13 @@ def test_parse_retry_after_http_date() -> None:
     assert parse_retry_after(header, now=now) == pytest.approx(90.0)
     past = email.utils.formatdate(now - 90, usegmt=True)
     assert parse_retry_after(past, now=now) == 0.0
+
+
+def test_parse_retry_after_http_date_is_measured_from_the_clock_by_default() -> None:
+    header = email.utils.formatdate(time.time() + 90, usegmt=True)
+    wait = parse_retry_after(header)
+    assert wait is not None
+    assert 85 <= wait <= 90  # the date has whole seconds
 
 
 def test_negative_settings_are_refused() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -126,3 +128,105 @@ def test_an_endless_size_line_is_refused() -> None:
         decoder.feed(b"0" * 64)  # up to the limit: still waiting for the CRLF
     with pytest.raises(ChunkedEncodingError, match="too long"):
         decoder.feed(b"0" * 64)
+
+
+def feed_all(pieces: list[bytes]) -> bytes:
+    decoder = ChunkedDecoder()
+    return b"".join(decoder.feed(piece) for piece in pieces)
+
+
+@pytest.mark.parametrize(
+    ("pieces", "payload"),
+    [
+        # A size line cut after "1": the next read's "3" continues it (0x13 bytes).
+        ([b"1", b"3\r\nabc\r\n", b"x" * 14 + b"\r\n0\r\n\r\n"], b"abc\r\n" + b"x" * 14),
+        # Mid-chunk: what looks like a whole chunk is payload of the current one.
+        ([b"8\r\nab", b"3\r\nabc\r\n", b"0\r\n\r\n"], b"ab3\r\nabc"),
+        # A chunk whose payload so far ends in CRLF, and one with no payload yet.
+        ([b"8\r\n\r\n", b"abcdef\r\n0\r\n\r\n"], b"\r\nabcdef"),
+        ([b"2\r\n", b"ab\r\n0\r\n\r\n"], b"ab"),
+        # "10" is sixteen bytes, not ten: the CRLF after ten is payload.
+        ([b"10\r\n" + b"x" * 10 + b"\r\n", b"abcd\r\n0\r\n\r\n"], b"x" * 10 + b"\r\nabcd"),
+    ],
+    ids=["size-line-carried", "inside-a-chunk", "payload-like-crlf", "no-payload-yet", "hex-size"],
+)
+def test_a_read_that_looks_like_one_chunk_is_read_with_the_state_carried_over(
+    pieces: list[bytes], payload: bytes
+) -> None:
+    # The one-chunk fast path may only take a read that starts a chunk.
+    assert feed_all(pieces) == payload
+    assert feed_all([b"".join(pieces)]) == payload
+
+
+@pytest.mark.parametrize(
+    ("pieces", "returned"),
+    [
+        # One byte after a size line that is not hexadecimal; "g" is not a digit either.
+        ([b"zz\r\nx\r\n"], None),
+        ([b"g\r\n" + b"x" * 16 + b"\r\n"], None),
+        # A chunk shorter than its size (its first three bytes are payload)...
+        ([b"3\r\nab\r\n"], b"ab\r"),
+        # ...and one longer.
+        ([b"3\r\nabcd\r\n"], None),
+        # The CRLF after a chunk, broken in the next read.
+        ([b"3\r\nabc\r", b"3\r\nabc\r\n"], None),
+    ],
+    ids=["not-hex", "not-hex-g", "too-short", "too-long", "crlf-broken-later"],
+)
+def test_a_read_shaped_like_one_chunk_still_has_its_framing_checked(
+    pieces: list[bytes], returned: Optional[bytes]
+) -> None:
+    decoder = ChunkedDecoder()
+    for piece in pieces[:-1]:
+        decoder.feed(piece)
+    if returned is None:
+        with pytest.raises(ChunkedEncodingError):
+            decoder.feed(pieces[-1])
+    else:
+        assert decoder.feed(pieces[-1]) == returned  # the payload before the break...
+        with pytest.raises(ChunkedEncodingError):
+            decoder.feed(b"")  # ...then the error
+    assert decoder.stopped
+    assert not decoder.done
+
+
+def test_the_decoder_is_neither_done_nor_stopped_until_the_last_chunk() -> None:
+    decoder = ChunkedDecoder()
+    assert not decoder.done
+    assert not decoder.stopped
+    assert decoder.feed(b"3\r\nabc\r\n") == b"abc"
+    assert not decoder.done
+    assert not decoder.stopped
+    assert decoder.feed(b"0\r\n\r\n") == b""
+    assert decoder.done
+    assert decoder.stopped
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        b"0\r\n\r\n",
+        b"0\r\nExpires: never\r\nX-Trailer: 1\r\n\r\n",  # trailers are ignored
+        b"0;final=yes\r\n\r\n",  # so is an extension of the last chunk
+        b"0\r\n\r\n5\r\nlater\r\n",  # and whatever follows it in the same read
+    ],
+    ids=["plain", "trailers", "extension", "data-after"],
+)
+def test_the_last_chunk_ends_the_body_whatever_follows(last: bytes) -> None:
+    decoder = ChunkedDecoder()
+    assert decoder.feed(b"3\r\nabc\r\n" + last) == b"abc"
+    assert decoder.done
+    assert decoder.feed(b"3\r\nxyz\r\n") == b""
+
+
+def test_chunk_extensions_are_ignored_however_many() -> None:
+    assert feed_all([b"3;a=1;b=2\r\nabc\r\n", b"2;c\r\nde\r\n0\r\n\r\n"]) == b"abcde"
+
+
+def test_a_long_read_that_ends_inside_a_size_line_waits_for_its_end() -> None:
+    # Only the size line itself is bounded by MAX_SIZE_LINE, not the read.
+    big = b"x" * (MAX_SIZE_LINE + 100)
+    decoder = ChunkedDecoder()
+    assert decoder.feed(f"{len(big):x}\r\n".encode() + big + b"\r\n1") == big
+    assert decoder.feed(b"0\r\n" + b"y" * 16 + b"\r\n0\r\n\r\n") == b"y" * 16
+    assert decoder.done
