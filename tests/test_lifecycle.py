@@ -244,6 +244,9 @@ def test_handlers_changing_from_eight_threads_while_fifty_thousand_events_flow(
     received: list[list[int]] = []
     received_lock = threading.Lock()
     stop = threading.Event()
+    # Reconnect every few thousand events, not at a rate in time: under load a
+    # time-based rate reconnects faster than the stream can make progress.
+    reconnect_at = [2_500]
     previous = sys.getswitchinterval()
     sys.setswitchinterval(1e-4)  # many thread switches: interleave on()/off() with dispatch
 
@@ -261,7 +264,11 @@ def test_handlers_changing_from_eight_threads_while_fifty_thousand_events_flow(
             source.off("message", record)
             with received_lock:
                 received.append(got)
-            if rng.random() < 0.02:
+            with received_lock:
+                due = len(steady.items) >= reconnect_at[0]
+                if due:
+                    reconnect_at[0] += 2_500
+            if due:
                 source.reconnect()
 
     try:
@@ -271,7 +278,7 @@ def test_handlers_changing_from_eight_threads_while_fifty_thousand_events_flow(
             workers = [threading.Thread(target=churn, args=(seed,)) for seed in range(8)]
             for worker in workers:
                 worker.start()
-            steady.wait_for(total, timeout=60)
+            steady.wait_for(total, timeout=150)
             closer = threading.Thread(target=source.close)
             closer.start()
             closer.join(WAIT)
