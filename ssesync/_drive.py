@@ -34,7 +34,7 @@ from .exceptions import SSEConnectionError, SSEError
 
 log = logging.getLogger("ssesync")
 
-__all__ = ["deliver_all", "from_queue", "leaving_closes", "open_until_ready", "read_into", "run"]
+__all__ = ["QueueIterator", "deliver_all", "leaving_closes", "open_until_ready", "read_into", "run"]
 
 Deliver = Callable[[list[Item], bool], None]
 
@@ -174,24 +174,51 @@ def read_into(loop: ReadLoop, transport: Transport, sink: QueueSink) -> None:
         sink.end()
 
 
-def from_queue(
-    loop: ReadLoop, sink: QueueSink, thread: threading.Thread, idle: float
-) -> Iterator[Union[Event, Comment, None]]:
-    """What ``stream(idle=...)`` yields: items from the reader's queue, ``None`` when idle."""
-    get = sink.queue.get
-    try:
-        while True:
+class QueueIterator:
+    """What ``stream(idle=...)`` yields: items from the reader's queue, ``None`` when idle.
+
+    A class, not a generator: a generator that was never started runs no
+    ``finally`` when it is dropped, and the reader thread (already reading)
+    would go on for ever. Dropping this object, leaving a ``for`` loop over
+    it or calling :meth:`close` closes the upstream at once; after
+    ``source.close()`` from another thread it yields nothing more.
+    """
+
+    __slots__ = ("_loop", "_get", "_thread", "_idle", "_over")
+
+    def __init__(self, loop: ReadLoop, sink: QueueSink, thread: threading.Thread, idle: float):
+        self._loop, self._get, self._thread, self._idle = loop, sink.queue.get, thread, idle
+        self._over = False
+
+    def __iter__(self) -> QueueIterator:
+        return self
+
+    def __next__(self) -> Union[Event, Comment, None]:
+        loop = self._loop
+        if not self._over and not loop.close_called:
             try:
-                item = get(timeout=idle)
+                item = self._get(timeout=self._idle)
             except queue.Empty:
-                yield None
-                continue
+                item = None
             if item is END:
-                break
-            yield item  # type: ignore[misc]
-    finally:
-        loop.close()
-        if thread is not threading.current_thread():
-            thread.join()
-    if loop.fatal is not None:
-        raise loop.fatal
+                self.close()
+                if loop.fatal is not None:
+                    raise loop.fatal
+            elif not loop.close_called:
+                return item  # type: ignore[return-value]
+        self.close()
+        raise StopIteration
+
+    def close(self) -> None:
+        """Close the upstream and wait for the reader thread (unless called from it)."""
+        if self._over:
+            return
+        self._over = True
+        self._loop.close()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def __del__(self) -> None:
+        if not self._over:
+            self._over = True
+            self._loop.close()  # no join here: the reader ends on its own, promptly

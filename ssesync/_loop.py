@@ -119,6 +119,7 @@ class ReadLoop:
         #: The next step; drivers start from it (CONNECT, or READ once opened eagerly).
         self.step = Step.CONNECT
         self.closing = False
+        self.close_called = False  # closing because close() was called, not by an end
         self.reconnect_requested = False
         self.finished = False
         #: Seconds to wait, when the step is WAIT.
@@ -149,7 +150,7 @@ class ReadLoop:
     def close(self) -> None:
         """Stop the source: any step in progress ends at once."""
         with self._lock:
-            self.closing = True
+            self.closing = self.close_called = True
             self.state = ReadyState.CLOSED
             attempt = self._attempt
         self._woken()

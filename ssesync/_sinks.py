@@ -206,7 +206,8 @@ class QueueSink(IterationSink):
     The queue is bounded, so a consumer slower than the stream holds the
     reader back (as a slow handler does) instead of letting events pile up;
     a put waits at most :data:`POLL` seconds at a time, so ``close()`` is
-    noticed even while the queue is full.
+    noticed even while the queue is full. The end of the source waits for
+    room like an event: only ``close()`` (the iterator left) drops items.
     """
 
     __slots__ = ("loop", "queue")
@@ -225,6 +226,8 @@ class QueueSink(IterationSink):
     def deliver(self, items: list[Item], plain: bool) -> None:
         loop = self.loop
         for item in items:
+            if loop.close_called:
+                return  # the iterator left: what is left of this read goes nowhere
             if item.__class__ is Event:
                 loop.last_event_id = item.last_event_id
                 self._put(item)
@@ -239,10 +242,14 @@ class QueueSink(IterationSink):
         self._put(END)
 
     def _put(self, item: object) -> None:
-        while True:
-            try:
-                self.queue.put(item, timeout=self.POLL)
-                return
-            except queue.Full:
-                if self.loop.closing:
-                    return  # the iterator left: nobody takes from the queue any more
+        try:
+            self.queue.put_nowait(item)
+        except queue.Full:
+            # Wait for room, a little at a time, until the iterator leaves:
+            # then nobody takes from the queue any more.
+            while not self.loop.close_called:
+                try:
+                    self.queue.put(item, timeout=self.POLL)
+                    return
+                except queue.Full:
+                    pass

@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional, TypeVar, Union
 
 import urllib3
 
-from ._drive import deliver_all, from_queue, leaving_closes, open_until_ready, read_into, run
+from ._drive import QueueIterator, deliver_all, leaving_closes, open_until_ready, read_into, run
 from ._event import Comment, Event, ReadyState
 from ._handlers import Handler, HandlerRegistry
 from ._hub import Hub
@@ -292,7 +292,7 @@ class EventSource:
             loop.sink = sink
             thread = self._spawn(read_into, loop, self._transport, sink)
         thread.start()
-        return from_queue(loop, sink, thread, idle)
+        return QueueIterator(loop, sink, thread, idle)
 
     def __enter__(self) -> EventSource:
         return self

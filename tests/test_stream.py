@@ -8,7 +8,9 @@ client left), and the upstream closed the moment the view stops.
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 
 import pytest
 
@@ -108,3 +110,70 @@ def test_a_fatal_error_is_raised_after_what_came_before_it(
 def test_idle_must_be_positive_seconds(idle: object) -> None:
     with pytest.raises((TypeError, ValueError), match="idle"):
         EventSource("http://127.0.0.1:9/").stream(idle=idle)  # type: ignore[arg-type]
+
+
+def _flood(sse_server: SSEServer, surplus: int) -> threading.Event:
+    """A route sending a full queue's worth of events and ``surplus`` more, then silence."""
+    handler, left = _left_when_closed([b"".join(b"data: %d\n\n" % i for i in range(1024 + surplus))])
+    sse_server.route("/s", handler)
+    return left
+
+
+def _queue_full(source: EventSource) -> bool:
+    sink = source._loop.sink  # type: ignore[union-attr]
+    return bool(sink.queue.full())  # type: ignore[attr-defined]
+
+
+def test_leaving_a_stream_whose_queue_is_full_is_prompt(sse_server: SSEServer) -> None:
+    # The reader holds 500 parsed events it cannot queue: leaving must not
+    # wait for each of them in turn (0.1 s apiece, 50 s in all, before the fix).
+    left = _flood(sse_server, surplus=500)
+    source = fast(sse_server.url_for("/s"))
+    stream = source.stream(idle=5)
+    assert next(stream) == Event("0")
+    assert settle(lambda: _queue_full(source))
+    started = time.monotonic()
+    stream.close()
+    assert left.wait(WAIT)
+    assert settle(lambda: not reader_threads())
+    assert time.monotonic() - started < WAIT  # bounded, not timed: 50 s before the fix
+    source.close()
+
+
+def test_close_from_another_thread_ends_a_stream_at_once(sse_server: SSEServer) -> None:
+    # After close() returns, the stream yields nothing more: neither the
+    # queued events nor a None every idle period for ever.
+    _flood(sse_server, surplus=500)
+    source = fast(sse_server.url_for("/s"))
+    stream = source.stream(idle=0.01)
+    assert next(stream) == Event("0")
+    assert settle(lambda: _queue_full(source))
+    closer = threading.Thread(target=source.close)
+    closer.start()
+    closer.join(WAIT)
+    assert not closer.is_alive()
+    assert list(itertools.islice(stream, 5)) == []
+
+
+def test_a_stream_never_iterated_closes_its_upstream_when_dropped(sse_server: SSEServer) -> None:
+    handler, left = _left_when_closed([b"retry: 10\ndata: one\n\n"])
+    sse_server.route("/s", handler)
+    stream = fast(sse_server.url_for("/s")).stream(idle=5)
+    assert settle(lambda: len(sse_server.requests) == 1)
+    del stream  # never started, and the source with it
+    assert left.wait(WAIT)
+    assert settle(lambda: not reader_threads())
+    assert len(sse_server.requests) == 1  # and no reconnect after it
+
+
+def test_a_stream_ending_with_its_queue_full_still_ends(sse_server: SSEServer) -> None:
+    # The reader finishes while the queue is full: the end is queued behind
+    # the events all the same, and the iterator stops after the last of them.
+    sse_server.route("/s", sse_server.raw([b"".join(b"data: %d\n\n" % i for i in range(1025))]))
+    source = fast(sse_server.url_for("/s"), reconnect=False)
+    stream = source.stream(idle=0.01)
+    assert next(stream) == Event("0")
+    assert settle(lambda: _queue_full(source))
+    rest = list(itertools.islice(stream, 2000))
+    assert rest == [Event(str(i)) for i in range(1, 1025)]
+    assert settle(lambda: not reader_threads())
