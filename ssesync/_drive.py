@@ -184,7 +184,7 @@ class QueueIterator:
     ``source.close()`` from another thread it yields nothing more.
     """
 
-    __slots__ = ("_loop", "_get", "_thread", "_idle", "_over")
+    __slots__ = ("_get", "_idle", "_loop", "_over", "_thread")
 
     def __init__(self, loop: ReadLoop, sink: QueueSink, thread: threading.Thread, idle: float):
         self._loop, self._get, self._thread, self._idle = loop, sink.queue.get, thread, idle

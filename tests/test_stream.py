@@ -114,7 +114,8 @@ def test_idle_must_be_positive_seconds(idle: object) -> None:
 
 def _flood(sse_server: SSEServer, surplus: int) -> threading.Event:
     """A route sending a full queue's worth of events and ``surplus`` more, then silence."""
-    handler, left = _left_when_closed([b"".join(b"data: %d\n\n" % i for i in range(1024 + surplus))])
+    body = b"".join(b"data: %d\n\n" % i for i in range(1024 + surplus))
+    handler, left = _left_when_closed([body])
     sse_server.route("/s", handler)
     return left
 
