@@ -251,18 +251,19 @@ class ReadLoop:
         if not items:
             self.last_event_id = parser.last_event_id  # an id-only block sets it too
             return _NOTHING
-        self._delivered = True
         replay = self.replay
         if parser.plain and (replay is None or not replay.check_next):
             # Only id-less "message" events: nothing to filter, and the last
             # event ID stays as it is (the driver's fast path).
-            self.plain = True
+            self._delivered = self.plain = True
             if replay is not None:
                 replay.last_data = items[-1].data  # type: ignore[union-attr]
             return items
         self.plain = False
         if replay is not None:
             items = self._without_replays(items, replay)
+        if not self._delivered:  # an event, not a comment or a skipped replay
+            self._delivered = any(item.__class__ is Event for item in items)
         return items
 
     @property

@@ -252,6 +252,23 @@ def test_backoff_starts_over_after_a_stream_that_delivered() -> None:
     assert loop.backoff.attempts == 1
 
 
+def test_comments_and_skipped_replays_do_not_start_the_backoff_over() -> None:
+    # A server answering every reconnect with a keep-alive and a replay of
+    # the last event delivers nothing new: the backoff goes on growing (and
+    # max_retries is reached) instead of a reconnect storm at retry: 0.
+    loop, _ = make_loop(retry_delay=100)
+    connect(loop)
+    loop.received(b"id: 5\ndata: same\n\n")
+    loop.ended()
+    assert loop.backoff.attempts == 1
+    for attempts in (2, 3, 4):
+        loop.waited()
+        connect(loop)
+        assert loop.received(b": keep-alive\n\nid: 5\ndata: same\n\n") == ["keep-alive"]
+        loop.ended()
+        assert loop.backoff.attempts == attempts
+
+
 def test_a_server_retry_field_sets_the_next_wait() -> None:
     loop, _ = make_loop()
     connect(loop)
