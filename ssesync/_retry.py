@@ -29,7 +29,7 @@ import random
 import time
 from typing import Callable, Optional
 
-__all__ = ["HEALTHY_AFTER", "ZERO_BASE_FLOOR_MS", "Backoff", "parse_retry_after"]
+__all__ = ["HEALTHY_AFTER", "LONGEST_WAIT_MS", "ZERO_BASE_FLOOR_MS", "Backoff", "parse_retry_after"]
 
 #: Seconds a connection must stay open to count as healthy without an event.
 HEALTHY_AFTER = 5.0
@@ -37,6 +37,10 @@ HEALTHY_AFTER = 5.0
 #: back off from this many ms, so a server that answers ``retry: 0`` and closes
 #: at once cannot start a reconnect storm.
 ZERO_BASE_FLOOR_MS = 100.0
+#: The longest wait, in ms: what a browser's timer can wait (2**31 - 1 ms,
+#: about 24.8 days). A server's ``retry:`` may be any number of digits; a
+#: longer wait than this would overflow the clock of a thread's wait.
+LONGEST_WAIT_MS = 2**31 - 1.0
 
 
 class Backoff:
@@ -138,7 +142,7 @@ class Backoff:
             wait = max(current * (0.5 + 0.5 * self._random()), floor)
         if retry_after is not None and retry_after > 0:
             wait = max(wait, min(retry_after * 1000.0, self.max_ms))
-        return wait / 1000.0
+        return min(wait, LONGEST_WAIT_MS) / 1000.0
 
 
 def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:

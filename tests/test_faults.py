@@ -437,30 +437,38 @@ def test_huge_retry_after_is_capped_by_max_retry_delay(sse_server: SSEServer, va
 
 
 @pytest.mark.usefixtures("started_by")
+@pytest.mark.parametrize(
+    "retry", ["86400000", "99999999999999", "9" * 40], ids=["day", "3k-years", "40-digits"]
+)
 def test_huge_server_retry_field_is_honoured_and_close_still_ends_the_wait(
-    sse_server: SSEServer, caplog: pytest.LogCaptureFixture
+    sse_server: SSEServer, caplog: pytest.LogCaptureFixture, retry: str
 ) -> None:
     # The server's retry: is the reconnection time, a floor for every wait
-    # (API.md section 4): max_retry_delay does not cut it short.
-    sse_server.route("/s", sse_server.raw([b"retry: 86400000\ndata: a\n\n"], then="end"))
+    # (API.md section 4): max_retry_delay does not cut it short. Beyond what
+    # a timer can wait (OverflowError before), the wait is the longest a
+    # browser's timer waits: 2**31 - 1 ms, about 24.8 days.
+    body = b"retry: %s\ndata: a\n\n" % retry.encode()
+    sse_server.route("/s", sse_server.raw([body], then="end"))
     caplog.set_level(logging.INFO, logger="ssesync")
     errors = Collector()
     source = fast(sse_server.url_for("/s"), max_retry_delay=300)
     source.on_error(errors)
     source.on("message", lambda event: None)
     source.start()
-    errors.wait_for(1)  # the stream ended; the source now waits a day
+    errors.wait_for(1)  # the stream ended; the source now waits a day or more
+    assert not source.join(0.2)  # still waiting
     started = time.monotonic()
     source.close()
     assert source.join(WAIT)
     assert time.monotonic() - started < 2
+    assert [type(exc) for _, exc in errors.items] == [SSEConnectionError]
     waits = [
         float(r.getMessage().rsplit("reconnecting in ", 1)[1].split()[0])
         for r in caplog.records
         if "reconnecting in" in r.getMessage()
     ]
     assert waits
-    assert waits[0] >= 86400
+    assert 86400 <= waits[0] <= round((2**31 - 1) / 1000, 2)  # as logged
 
 
 # -- lying lengths ----------------------------------------------------------------------------

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 
 import pytest
 
-from ssesync._retry import Backoff, parse_retry_after
+from ssesync._retry import LONGEST_WAIT_MS, Backoff, parse_retry_after
 
 
 def backoff(base: float = 1000, cap: float = 30000, draw: float = 1.0, **kw: object) -> Backoff:
@@ -186,3 +187,14 @@ def test_summary_starts_over_after_a_healthy_connection() -> None:
     b.next_delay(opened=True)
     b.next_delay(opened=False)
     assert b.summary() == "after 1 failed reconnect attempt"
+
+
+@pytest.mark.parametrize("opened", [True, False])
+def test_a_wait_never_exceeds_what_a_thread_can_wait(opened: bool) -> None:
+    backoff = Backoff(3000, 30000)
+    backoff.set_server_delay(10**15)  # the parser's own cap of a retry: value
+    for _ in range(3):
+        delay = backoff.next_delay(retry_after=1e300, opened=opened)
+        assert delay == LONGEST_WAIT_MS / 1000
+        assert delay < threading.TIMEOUT_MAX
+    assert not threading.Event().wait(delay / 1e12)  # a real wait takes it
