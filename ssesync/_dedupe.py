@@ -69,9 +69,12 @@ class ReplayFilter:
         if event_id:
             key = data if len(data) <= KEPT_DATA else (len(data), hash(data))
             seen = self.seen
-            if seen.get(event_id) == key:
+            known = seen.get(event_id)
+            if known == key:
                 log.debug("skipped a replay of the event with id %r", event_id)
                 return True
+            if known is not None:
+                del seen[event_id]  # delivered again: as recent as any id
             seen[event_id] = key
             if len(seen) > self.limit:
                 self.forget_old()

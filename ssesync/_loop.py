@@ -288,11 +288,14 @@ class ReadLoop:
                 event_id = item.id
                 if event_id:
                     key = data if len(data) <= KEPT_DATA else (len(data), hash(data))
-                    if seen.get(event_id) == key:
+                    known = seen.get(event_id)
+                    if known == key:
                         log.debug("skipped a replay of the event with id %r", event_id)
                         if out is None:
                             out = items[:index]
                         continue
+                    if known is not None:
+                        del seen[event_id]  # delivered again: as recent as any id
                     seen[event_id] = key
                     last_data = data
                     if checking:

@@ -127,3 +127,16 @@ def test_every_skip_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None
         "skipped a replay of the event with id '1'",
         "skipped an id-less replay of the last event after a reconnect",
     ]
+
+
+def test_an_id_delivered_again_with_new_data_counts_as_recent() -> None:
+    # An id first seen long ago, then delivered again with new data, is as
+    # recent as that delivery: forgetting old ids must not forget it.
+    replay = ReplayFilter()
+    assert not replay.is_replay("A", "v1")
+    for i in range(replay.limit - 1):
+        assert not replay.is_replay(str(i), "x")
+    assert not replay.is_replay("A", "v2")  # new information: delivered
+    for i in range(200):
+        assert not replay.is_replay(f"b{i}", "y")  # the window is trimmed meanwhile
+    assert replay.is_replay("A", "v2")

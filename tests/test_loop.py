@@ -269,6 +269,19 @@ def test_comments_and_skipped_replays_do_not_start_the_backoff_over() -> None:
         assert loop.backoff.attempts == attempts
 
 
+def test_the_loop_counts_an_id_delivered_again_as_recent() -> None:
+    # The loop's own copy of the replay rule (inlined for speed) keeps the
+    # window's order as ReplayFilter does.
+    loop, _ = make_loop(max_event_size=1 << 20)
+    connect(loop)
+    limit = loop.replay.limit  # type: ignore[union-attr]
+    body = b"id: A\ndata: v1\n\n" + b"".join(b"id: %d\ndata: x\n\n" % i for i in range(limit - 1))
+    loop.received(body)
+    newer = b"".join(b"id: b%d\ndata: y\n\n" % i for i in range(200))
+    loop.received(b"id: A\ndata: v2\n\n" + newer)
+    assert data(loop.received(b"id: A\ndata: v2\n\ndata: end\n\n")) == ["end"]
+
+
 def test_a_server_retry_field_sets_the_next_wait() -> None:
     loop, _ = make_loop()
     connect(loop)
