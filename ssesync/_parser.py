@@ -94,11 +94,11 @@ class Parser:
         self._undecoded = b""  # the start of a character cut by the end of a read
         self._bom_checked = False
         self._after_cr = False
-        # The unfinished block: pieces of text, their size in characters (the
-        # block's comment lines included, though those are handed out and
-        # dropped as soon as they are complete), and whether they end at a
-        # line start. An empty piece stands for a block that so far held only
-        # comments, so that "no pending block" stays the same as "not pending".
+        # The unfinished block: pieces of text, their size in characters (a
+        # comment line included while it is read, not once it is handed out
+        # and dropped), and whether they end at a line start. An empty piece
+        # stands for a block that so far held only comments, so that "no
+        # pending block" stays the same as "not pending".
         self._pending: list[str] = []
         self._pending_size = 0
         self._pending_ends_lf = False
@@ -129,7 +129,7 @@ class Parser:
     @property
     def buffered(self) -> int:
         """How many characters of an unfinished block are held (its line end aside)."""
-        return self._pending_size - self._pending_ends_lf
+        return max(0, self._pending_size - self._pending_ends_lf)
 
     def feed(self, data: bytes) -> list[Union[Event, str]]:
         """Parse the next bytes of the stream.
@@ -351,11 +351,12 @@ class Parser:
                     self._pending_size = size
                     return
                 start = self._comment_from
-                line = "".join(pending[start:]) + piece
+                held = pending[start:]
+                line = "".join(held) + piece
                 del pending[start:]
                 self._comment_from = None
                 out.append(_comment_text(line))
-                self._end_comment_line(size + 1)
+                self._end_comment_line(self._pending_size - sum(map(len, held)))
             elif not pending or self._pending_ends_lf:  # at a line start
                 if eol < 0:
                     if piece[0] == ":":
@@ -371,7 +372,7 @@ class Parser:
                         self._process_block(block, out)
                 elif piece[0] == ":":
                     out.append(_comment_text(piece))
-                    self._end_comment_line(size + 1)
+                    self._end_comment_line(self._pending_size)
                 else:
                     if self._strict:
                         self._check_line(piece)
@@ -391,7 +392,12 @@ class Parser:
             pos = stop + 1
 
     def _end_comment_line(self, size: int) -> None:
-        """A comment line was reported: count it, and hold its place."""
+        """A comment line was reported: the block is ``size`` again, as before it.
+
+        A comment line counts toward ``max_event_size`` while it is read (so
+        memory stays bounded), and no more once it is handed out and dropped:
+        keep-alive comments never make an event too long.
+        """
         if not self._pending:
             self._pending.append("")  # see __init__
         self._pending_size = size

@@ -750,21 +750,6 @@ def test_comment_inside_an_unfinished_block_comes_before_its_event() -> None:
     assert feed(parser, b"\n") == [ev("a\nb")]
 
 
-def test_comment_lines_count_toward_the_event_size() -> None:
-    # The same bytes in one read and in many give the same outcome: the
-    # comment lines of a block count toward max_event_size in both.
-    stream = b": " + b"c" * 8 + b"\ndata: x\n\n"  # a 18-character block
-    assert until_error(Parser(max_event_size=17), stream)[1] is not None
-    pieces = [stream[i : i + 3] for i in range(0, len(stream), 3)]
-    items, error = until_error(Parser(max_event_size=17), *pieces)
-    assert items == [comment("c" * 8)]
-    assert error is not None
-    assert parse(stream, max_event_size=18) == [comment("c" * 8), ev("x")]
-
-
-# -- memory ------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     "char", ["x", "\U0001f600"], ids=["ascii", "four-byte-characters"]
 )
@@ -787,3 +772,26 @@ def test_memory_is_bounded_in_bytes_however_small_the_reads(char: str) -> None:
         tracemalloc.stop()
     assert parser.buffered == len("data: ") + limit // 2
     assert peak <= 4 * parser.buffered + 64 * 1024
+
+
+@pytest.mark.parametrize("cut", [1, 7, 1000], ids=["bytewise", "odd-reads", "one-read"])
+def test_comments_do_not_count_toward_the_event_size(cut: int) -> None:
+    # Sixty keep-alives inside a block: neither any line nor the event is
+    # over the limit, so the event is delivered, however the bytes come.
+    body = b": ping\n" * 60 + b"data: ok\n\n"
+    parser = Parser(max_event_size=100)
+    items: list[object] = []
+    for i in range(0, len(body), cut):
+        items.extend(parser.feed(body[i : i + cut]))
+    assert items == ["ping"] * 60 + [Event("ok")]
+    assert parser.error is None
+
+
+# -- memory ------------------------------------------------------------------------------
+
+
+
+def test_a_comment_line_over_the_limit_is_still_too_long() -> None:
+    parser = Parser(max_event_size=100)
+    with pytest.raises(SSEParsingError):
+        parser.feed(b":" + b"x" * 200 + b"\n")
