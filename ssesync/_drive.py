@@ -23,18 +23,29 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, Callable, Optional, Union
 
 from ._event import Comment, Event
+from ._handlers import HandlerRegistry
 from ._loop import Item, ReadLoop, Step
-from ._sinks import END, CallbackSink, QueueSink
-from ._transport import Transport
+from ._sinks import END, CallbackSink, DispatcherSink, QueueSink
+from ._transport import Transport, redact_url
 from .exceptions import SSEConnectionError, SSEError
 
 log = logging.getLogger("ssesync")
 
-__all__ = ["QueueIterator", "deliver_all", "leaving_closes", "open_until_ready", "read_into", "run"]
+__all__ = [
+    "QueueIterator",
+    "deliver_all",
+    "leaving_closes",
+    "open_until_ready",
+    "read_into",
+    "run",
+    "settle",
+    "stop_thread",
+]
 
 Deliver = Callable[[list[Item], bool], None]
 
@@ -222,3 +233,42 @@ class QueueIterator:
         if not self._over:
             self._over = True
             self._loop.close()  # no join here: the reader ends on its own, promptly
+
+
+def stop_thread(
+    loop: ReadLoop,
+    thread: threading.Thread,
+    registry: HandlerRegistry,
+    url: str,
+    timeout: Optional[float],
+) -> bool:
+    """``close()``'s wait for a closed source's thread and handlers, up to ``timeout``."""
+    if thread is threading.current_thread():
+        return False  # from a handler: the loop stops once it returns
+    started = time.monotonic()
+    thread.join(timeout)
+    if thread.is_alive():
+        return _still_running(registry, url, timeout, "the reader thread")
+    return settle(loop, registry, url, timeout, started)
+
+
+def settle(
+    loop: ReadLoop, registry: HandlerRegistry, url: str, timeout: Optional[float], started: float
+) -> bool:
+    """The reader stopped: wait, within ``timeout``, for a handler running on a dispatcher."""
+    sink = loop.sink
+    if not isinstance(sink, DispatcherSink):
+        return True
+    if sink.runs_here():
+        return False  # from a handler on the dispatcher's thread: it stops once that returns
+    left = None if timeout is None else max(0.0, started + timeout - time.monotonic())
+    return sink.settled(left) or _still_running(registry, url, timeout, "a handler")
+
+
+def _still_running(
+    registry: HandlerRegistry, url: str, timeout: Optional[float], what: str
+) -> bool:
+    running = registry.running
+    what = f"a handler for {running!r} events" if running else what
+    log.warning("close(timeout=%s) of %s: %s is still running", timeout, redact_url(url), what)
+    return False

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import queue
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._event import Comment, Event
@@ -154,11 +155,15 @@ class DispatcherSink(CallbackSink):
     other (``ssesync.dispatchers`` has ready ones for Tk and Qt).
     """
 
-    __slots__ = ("dispatcher",)
+    __slots__ = ("_calls", "_running", "dispatcher")
 
     def __init__(self, registry: HandlerRegistry, loop: ReadLoop, dispatcher: Dispatcher) -> None:
         super().__init__(registry, loop)
         self.dispatcher = dispatcher
+        # The threads running a handed-over event or hook now, so that
+        # close() can wait for them as it waits for the reader's handlers.
+        self._calls = threading.Condition()
+        self._running: list[int] = []
 
     def _hand(self, function: Callable[..., None], *args: Any) -> None:
         self.dispatcher(functools.partial(function, *args))
@@ -188,12 +193,30 @@ class DispatcherSink(CallbackSink):
             self.loop.last_event_id = parser.last_event_id
 
     def _unless_closed(self, function: Callable[..., None], *args: Any) -> None:
-        if not self.loop.closing:
+        calls, me = self._calls, threading.get_ident()
+        with calls:
+            if self.loop.closing:
+                return
+            self._running.append(me)
+        try:
             function(*args)
+        finally:
+            with calls:
+                self._running.remove(me)
+                calls.notify_all()
 
     def _event(self, event: Event) -> None:
-        if not self.loop.closing:
-            self.dispatch(event)
+        self._unless_closed(self.dispatch, event)
+
+    def runs_here(self) -> bool:
+        """Whether the calling thread is running a handed-over call."""
+        with self._calls:
+            return threading.get_ident() in self._running
+
+    def settled(self, timeout: Optional[float]) -> bool:
+        """Wait until no handed-over call runs; ``False`` if one still runs after ``timeout``."""
+        with self._calls:
+            return self._calls.wait_for(lambda: not self._running, timeout)
 
 
 #: Put into a QueueSink's queue when the source is over.

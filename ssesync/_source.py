@@ -27,12 +27,22 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any, Callable, Optional, TypeVar, Union
 
 import urllib3
 
-from ._drive import QueueIterator, deliver_all, leaving_closes, open_until_ready, read_into, run
+from ._drive import (
+    QueueIterator,
+    deliver_all,
+    leaving_closes,
+    open_until_ready,
+    read_into,
+    run,
+    settle,
+    stop_thread,
+)
 from ._event import Comment, Event, ReadyState
 from ._handlers import Handler, HandlerRegistry
 from ._hub import Hub
@@ -397,9 +407,16 @@ class EventSource:
         loop.close()
         self._registry.changed = True  # after loop.closing: see CallbackSink
         if self._hub_entry is not None and self._hub is not None:
-            return self._hub.stop(self._hub_entry, timeout)
+            started = time.monotonic()
+            stopped = self._hub.stop(self._hub_entry, timeout)
+            return stopped and settle(loop, self._registry, self.url, timeout, started)
         if thread is not None:
-            return self._stop_thread(loop, thread, timeout)
+            if os.getpid() != self._thread_pid:
+                # A forked child: the thread did not come along, and the parent
+                # still reads the connection. Let go of this copy, touching nothing.
+                loop.finish()
+                return True
+            return stop_thread(loop, thread, self._registry, self.url, timeout)
         if iterator is not None and loop.driver_thread == threading.get_ident():
             try:
                 iterator.close()  # type: ignore[attr-defined]  # runs its finally at once
@@ -407,26 +424,6 @@ class EventSource:
                 return False  # called from a hook inside the loop: it leaves by itself
         elif loop.driver_thread is None:
             loop.finish()  # opened by SSEClient.connect() but never read, or never run
-        return True
-
-    def _stop_thread(
-        self, loop: ReadLoop, thread: threading.Thread, timeout: Optional[float]
-    ) -> bool:
-        if thread is threading.current_thread():
-            return False  # from a handler: the loop stops once it returns
-        if os.getpid() != self._thread_pid:
-            # A forked child: the thread did not come along, and the parent
-            # still reads the connection. Let go of this copy, touching nothing.
-            loop.finish()
-            return True
-        thread.join(timeout)
-        if thread.is_alive():
-            running = self._registry.running
-            what = f"a handler for {running!r} events" if running else "the reader thread"
-            log.warning(
-                "close(timeout=%s) of %s: %s is still running", timeout, redact_url(self.url), what
-            )
-            return False
         return True
 
     def reconnect(self) -> None:

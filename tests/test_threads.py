@@ -433,3 +433,56 @@ def test_handler_count_errors_are_reported_not_raised_for_fatal_retries(
     assert len(reported) == 2
     assert "gave up" in str(reported[-1])
     assert all(isinstance(exc, SSEConnectionError) for exc in reported)
+
+
+@pytest.mark.usefixtures("started_by")
+def test_close_waits_for_a_handler_running_on_the_dispatcher(
+    sse_server: SSEServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # After close() returns True no handler runs, dispatcher= or not; with a
+    # timeout it says False (and warns) while one still runs elsewhere.
+    sse_server.route("/s", hold_open({"data": "a"}))
+    inside, release, finished = threading.Event(), threading.Event(), threading.Event()
+    closed: list[bool] = []
+
+    def handler(event: Event) -> None:
+        inside.set()
+        release.wait(WAIT)
+        finished.set()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="app") as pool:
+        source = fast(sse_server.url_for("/s"), dispatcher=pool.submit)
+        source.on("message", handler)
+        source.start()
+        assert inside.wait(WAIT)
+        caplog.set_level(logging.WARNING, logger="ssesync")
+        assert source.close(timeout=0.05) is False
+        assert source.ready_state is ReadyState.CLOSED
+        assert "a handler for 'message' events is still running" in caplog.text
+        closer = threading.Thread(target=lambda: closed.append(source.close()))
+        closer.start()
+        release.set()
+        closer.join(WAIT)
+        assert closed == [True]
+        assert finished.is_set()
+
+
+@pytest.mark.usefixtures("started_by")
+def test_close_from_a_handler_on_the_dispatcher_thread_returns_at_once(
+    sse_server: SSEServer,
+) -> None:
+    sse_server.route("/s", hold_open({"data": "a"}, {"data": "b"}))
+    results: list[tuple[bool, ReadyState]] = []
+    got = Collector()
+
+    def handler(event: Event) -> None:
+        results.append((source.close(), source.ready_state))
+        got(event)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        source = fast(sse_server.url_for("/s"), dispatcher=pool.submit)
+        source.on("message", handler)
+        source.start()
+        got.wait_for(1)
+        assert source.join(WAIT)
+    assert results == [(False, ReadyState.CLOSED)]
