@@ -158,6 +158,37 @@ def test_client_defaults_apply_and_connect_overrides(sse_server: SSEServer) -> N
     assert second.headers.get("x-other") == "2"
 
 
+def test_connect_transport_options_add_to_the_clients_proxy(sse_server: SSEServer) -> None:
+    # connect(verify=False) used to build a transport of connect()'s options
+    # alone: the request went direct, past the client's proxy.
+    sse_server.route("/s", sse_server.events([{"data": "x"}]))
+    with ForwardProxy() as proxy, SSEClient(proxy=proxy.url, reconnect=False) as client:
+        assert [e.data for e in client.connect(sse_server.url_for("/s"), verify=False)] == ["x"]
+        assert proxy.request_lines == [f"GET {sse_server.url_for('/s')} HTTP/1.1"]
+
+
+def test_connect_transport_options_keep_the_clients_session(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "x"}]))
+    with requests.Session() as session:
+        session.headers["Authorization"] = "Bearer from-session"
+        with SSEClient(session=session, reconnect=False) as client:
+            list(client.connect(sse_server.url_for("/s"), verify=False))
+    assert sse_server.requests[0].headers.get("authorization") == "Bearer from-session"
+
+
+def test_connect_refuses_a_transport_that_contradicts_the_clients(sse_server: SSEServer) -> None:
+    url = sse_server.url_for("/s")
+    manager = urllib3.PoolManager()
+    with requests.Session() as session:
+        client = SSEClient(session=session)
+        with pytest.raises(ValueError, match=r"connect\(pool_manager=\).*session="):
+            client.connect(url, pool_manager=manager)
+    client = SSEClient(pool_manager=manager)
+    with pytest.raises(ValueError, match=r"connect\(proxy=\).*pool_manager=.*proxy="):
+        client.connect(url, proxy="http://proxy.invalid:3128")
+    assert sse_server.connection_count == 0
+
+
 @pytest.mark.usefixtures("started_by")
 def test_connection_supports_callbacks(sse_server: SSEServer) -> None:
     sse_server.route("/s", sse_server.events([{"event": "tick", "data": "1"}], then="stall"))
@@ -428,6 +459,42 @@ def test_proxy_credentials_in_the_url_are_sent(
             list(EventSource(tls_server.url_for("/s"), **options))
     assert [e.data for e in events] == ["via proxy"]
     assert proxy.proxy_authorizations == [expected, expected]
+
+
+@pytest.mark.parametrize(
+    "option", [{"verify": False}, {"cert": "me.pem"}, {"proxy": "http://proxy.invalid:3128"},
+               {"ca_certs": "ca.pem"}, {"ssl_context": ssl.create_default_context()}],
+    ids=lambda option: next(iter(option)),
+)  # fmt: skip
+def test_pool_manager_refuses_the_options_it_would_ignore(
+    sse_server: SSEServer, option: dict[str, Any]
+) -> None:
+    # They were silently ignored: the caller's manager's settings rule.
+    sse_server.route("/s", sse_server.events([{"data": "x"}]))
+    (name,) = option
+    with pytest.raises(ValueError, match=rf"pool_manager= cannot be combined with {name}="):
+        EventSource(sse_server.url_for("/s"), pool_manager=urllib3.PoolManager(), **option)
+    assert sse_server.connection_count == 0
+
+
+def test_session_takes_verify_cert_and_proxy_per_request(
+    sse_server: SSEServer, tls_server: SSEServer, tls: dict[str, Any]
+) -> None:
+    # requests takes them with each request, so session= honours them ...
+    sse_server.route("/s", sse_server.events([{"data": "via proxy"}]))
+    with requests.Session() as session, ForwardProxy() as proxy:
+        options: dict[str, Any] = {"session": session, "reconnect": False}
+        events = list(EventSource(sse_server.url_for("/s"), proxy=proxy.url, **options))
+        assert [e.data for e in events] == ["via proxy"]
+        assert proxy.request_lines == [f"GET {sse_server.url_for('/s')} HTTP/1.1"]
+        for trust in ({"verify": tls["ca_path"]}, {"ca_certs": tls["ca_path"]}):
+            assert [e.data for e in EventSource(tls_server.url_for("/s"), **trust, **options)] == [
+                "secure"
+            ]
+        # ... but no SSLContext: refused rather than ignored.
+        with pytest.raises(ValueError, match="session= cannot use ssl_context="):
+            EventSource(tls_server.url_for("/s"), ssl_context=ssl.create_default_context(),
+                        **options)  # fmt: skip
 
 
 def test_shared_proxy_manager(sse_server: SSEServer) -> None:
