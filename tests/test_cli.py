@@ -381,6 +381,17 @@ def test_an_argument_that_is_not_utf8_is_a_one_line_error(
     assert sse_server.connection_count == 0
 
 
+def test_url_userinfo_is_sent_as_basic_auth_as_curl_does(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "ok"}]))
+    url = sse_server.url_for("/s").replace("://", "://alice:s3cret@")
+    result = run_cli("-vv", "--no-reconnect", url)
+    assert result.returncode == 0, result.stderr
+    expected = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+    assert sse_server.requests[0].headers.get("authorization") == expected
+    assert "s3cret" not in result.stdout + result.stderr
+    assert expected[6:] not in result.stdout + result.stderr
+
+
 def test_reconnects_with_last_event_id_and_logs_it_when_verbose(sse_server: SSEServer) -> None:
     sse_server.route(
         "/s",

@@ -532,6 +532,48 @@ def test_credentials_not_forwarded_to_another_host(sse_server: SSEServer, transp
     assert redirected.headers.get("cookie") is None
 
 
+def basic(credentials: bytes) -> str:
+    return "Basic " + base64.b64encode(credentials).decode()
+
+
+@pytest.mark.parametrize("transport", ["urllib3", "requests"])
+def test_url_userinfo_is_sent_as_basic_auth(
+    sse_server: SSEServer, caplog: pytest.LogCaptureFixture, transport: str
+) -> None:
+    # As curl and requests do; the urllib3 transport used to drop it silently.
+    sse_server.route("/s", sse_server.events([{"data": "x"}]))
+    sse_server.route("/missing", sse_server.status(404))
+    options: dict[str, Any] = {"reconnect": False}
+    if transport == "requests":
+        options["session"] = requests.Session()
+    caplog.set_level("DEBUG", logger="ssesync")
+    with_userinfo = sse_server.url_for("/s").replace("://", "://alice:s3cr%40t@")
+    assert [e.data for e in EventSource(with_userinfo, **options)] == ["x"]
+    headers = {"Authorization": "Bearer mine"}
+    list(EventSource(with_userinfo, headers=headers, **options))  # the caller's header wins
+    with pytest.raises(SSEConnectionError, match="404") as info:
+        list(EventSource(with_userinfo.replace("/s", "/missing"), **options))
+    first, second = sse_server.requests_for("/s")
+    assert first.headers.get("authorization") == basic(b"alice:s3cr@t")
+    assert second.headers.get("authorization") == "Bearer mine"
+    shown = str(info.value) + repr(info.value.__dict__) + caplog.text
+    for secret in ("s3cr", basic(b"alice:s3cr@t")[6:]):
+        assert secret not in shown
+
+
+def test_url_userinfo_is_not_forwarded_to_another_host(sse_server: SSEServer) -> None:
+    with SSEServer() as other:
+        other.route("/s", other.events([{"data": "elsewhere"}]))
+        target = other.url_for("/s").replace("127.0.0.1", "localhost")
+        sse_server.route("/s", sse_server.redirect(target, code=307))
+        url = sse_server.url_for("/s").replace("://", "://alice:s3cret@")
+        assert [e.data for e in EventSource(url, reconnect=False)] == ["elsewhere"]
+        (first,) = sse_server.requests
+        (redirected,) = other.requests
+    assert first.headers.get("authorization") == basic(b"alice:s3cret")
+    assert redirected.headers.get("authorization") is None
+
+
 def test_credentials_kept_on_same_host_redirect(sse_server: SSEServer) -> None:
     sse_server.route("/old", sse_server.redirect("/new", code=307))
     sse_server.route("/new", sse_server.events([{"data": "x"}]))

@@ -22,7 +22,7 @@ from ._connect import Attempt, proxy_settings
 from ._errors import invalid_target_error, request_secrets, requests_error, urllib3_error
 from ._protocol import Request, Stream
 from ._response import skip_interim
-from ._urllib3 import ResponseStream
+from ._urllib3 import ResponseStream, split_userinfo
 
 try:
     import requests
@@ -84,9 +84,12 @@ class RequestsTransport:
         # (an "id:  7" line gives " 7"), so it is set after the request is
         # prepared, which is where requests validates headers.
         last_event_id = headers.pop("Last-Event-ID", None)
+        url = request.url
+        if any(name.lower() == "authorization" for name in headers):
+            url = split_userinfo(url)[0]  # the caller's header wins, as on urllib3
         try:
             prepared = session.prepare_request(
-                requests.Request(request.method, request.url, headers=headers, data=request.body)
+                requests.Request(request.method, url, headers=headers, data=request.body)
             )
             if last_event_id is not None:
                 prepared.headers["Last-Event-ID"] = last_event_id

@@ -8,11 +8,13 @@ for the urllib3 response under a ``requests`` one.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from http.client import HTTPException
 from typing import Any, Optional
-from urllib.parse import urljoin
+from urllib.parse import unquote_to_bytes, urljoin, urlsplit, urlunsplit
 
 import urllib3
 from urllib3 import exceptions as u3exc
@@ -24,9 +26,37 @@ from ._errors import invalid_target_error, request_secrets, urllib3_error
 from ._protocol import MAX_REDIRECTS, Request, Stream
 from ._response import skip_interim
 
-__all__ = ["ResponseStream", "Urllib3Transport"]
+__all__ = ["ResponseStream", "Urllib3Transport", "split_userinfo", "with_userinfo_auth"]
 
 log = logging.getLogger("ssesync")
+
+def with_userinfo_auth(request: Request) -> Request:
+    """``request`` with the user-info of its URL sent as ``Authorization: Basic``.
+
+    As curl and requests do: ``http://alice:s3cret@host/`` authenticates as
+    ``alice``, percent-decoded; an ``Authorization`` header of the caller's
+    wins. The user-info never goes out in the URL, and the header is dropped
+    on a redirect to another host like any ``Authorization`` header.
+    """
+    url, userinfo = split_userinfo(request.url)
+    if userinfo is None:
+        return request
+    headers = dict(request.headers)
+    if not any(name.lower() == "authorization" for name in headers):
+        user, _, password = userinfo.partition(":")
+        credentials = unquote_to_bytes(user) + b":" + unquote_to_bytes(password)
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode("ascii")
+    return replace(request, url=url, headers=headers)
+
+
+def split_userinfo(url: str) -> tuple[str, Optional[str]]:
+    """``url`` without its user-info, and the user-info (``None`` without one)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=host)), userinfo
+
 
 class ResponseStream:
     """A urllib3 response as a :class:`Stream`, read by :func:`body_reader`.
@@ -106,6 +136,9 @@ class Urllib3Transport:
         )
 
     def open(self, request: Request, attempt: Attempt) -> Stream:
+        secrets = request_secrets(request, self._proxy)
+        request = with_userinfo_auth(request)
+        secrets += request_secrets(request)
         connect, read = request.timeout
         _current.attempt = attempt
         try:
@@ -120,10 +153,10 @@ class Urllib3Transport:
                 timeout=urllib3.Timeout(connect=connect, read=read),
             )
         except (u3exc.HTTPError, HTTPException, OSError) as exc:
-            error = urllib3_error(exc, request.url, request_secrets(request, self._proxy))
+            error = urllib3_error(exc, request.url, secrets)
             raise error from error.__cause__
         except ValueError as exc:  # e.g. a redirect to an unparsable Location
-            error = invalid_target_error(request.url, exc, request_secrets(request, self._proxy))
+            error = invalid_target_error(request.url, exc, secrets)
             raise error from error.__cause__
         finally:
             _current.attempt = None
@@ -131,7 +164,7 @@ class Urllib3Transport:
             skip_interim(response)  # a caller's pool: see _FinalResponse
         except (HTTPException, OSError) as exc:
             response.release_conn()
-            error = urllib3_error(exc, request.url, request_secrets(request, self._proxy))
+            error = urllib3_error(exc, request.url, secrets)
             raise error from error.__cause__
         stream = ResponseStream(response, request.url, request.reuse_connection, read)
         attempt.attach_stream(stream)
