@@ -58,6 +58,22 @@ def split_userinfo(url: str) -> tuple[str, Optional[str]]:
     return urlunsplit(parts._replace(netloc=host)), userinfo
 
 
+#: What urllib3 drops when a 303 turns the request into a GET without a body.
+_BODY_HEADERS = frozenset(
+    {"content-encoding", "content-language", "content-location", "content-type",
+     "content-length", "digest", "last-modified"}
+)  # fmt: skip
+
+
+def _same_host(url: str, target: str) -> bool:
+    """Whether ``target`` is on the scheme, host and port of ``url``, as urllib3 decides it."""
+    here, there = urllib3.util.parse_url(url), urllib3.util.parse_url(target)
+    ports = {"http": 80, "https": 443}
+    return (here.scheme, here.host, here.port or ports.get(here.scheme or "")) == (
+        there.scheme, there.host, there.port or ports.get(there.scheme or "")
+    )
+
+
 class ResponseStream:
     """A urllib3 response as a :class:`Stream`, read by :func:`body_reader`.
 
@@ -139,17 +155,38 @@ class Urllib3Transport:
         secrets = request_secrets(request, self._proxy)
         request = with_userinfo_auth(request)
         secrets += request_secrets(request)
+        retries = self._retries
+        while True:
+            response = self._send(request, attempt, retries, secrets)
+            try:
+                interim = skip_interim(response)  # a caller's pool: see _FinalResponse
+            except (HTTPException, OSError) as exc:
+                response.release_conn()
+                error = urllib3_error(exc, request.url, secrets)
+                raise error from error.__cause__
+            location = response.get_redirect_location() if interim else None
+            if not location:
+                break
+            # A redirect that urllib3 did not see: it read the interim head.
+            retries, request = self._redirect(response, request, location, secrets)
+        stream = ResponseStream(response, request.url, request.reuse_connection, request.timeout[1])
+        attempt.attach_stream(stream)
+        return stream
+
+    def _send(
+        self, request: Request, attempt: Attempt, retries: Retry, secrets: list[str]
+    ) -> urllib3.BaseHTTPResponse:
         connect, read = request.timeout
         _current.attempt = attempt
         try:
-            response = self.pool_manager.urlopen(
+            return self.pool_manager.urlopen(
                 request.method,
                 request.url,
                 body=request.body,
                 headers=dict(request.headers),
                 preload_content=False,
                 redirect=True,
-                retries=self._retries,
+                retries=retries,
                 timeout=urllib3.Timeout(connect=connect, read=read),
             )
         except (u3exc.HTTPError, HTTPException, OSError) as exc:
@@ -160,15 +197,33 @@ class Urllib3Transport:
             raise error from error.__cause__
         finally:
             _current.attempt = None
+
+    @staticmethod
+    def _redirect(
+        response: urllib3.BaseHTTPResponse, request: Request, location: str, secrets: list[str]
+    ) -> tuple[Retry, Request]:
+        """Follow a redirect by urllib3's rules: its count, 303 -> GET, credentials at home."""
+        url = urljoin(request.url, response.url) if response.url else request.url
+        target = urljoin(url, location)
+        retries = response.retries
+        assert retries is not None  # urlopen() gives each response its retries
         try:
-            skip_interim(response)  # a caller's pool: see _FinalResponse
-        except (HTTPException, OSError) as exc:
-            response.release_conn()
+            retries = retries.increment(request.method, target, response=response)
+        except u3exc.MaxRetryError as exc:
             error = urllib3_error(exc, request.url, secrets)
             raise error from error.__cause__
-        stream = ResponseStream(response, request.url, request.reuse_connection, read)
-        attempt.attach_stream(stream)
-        return stream
+        finally:
+            response.close()  # unread: the connection is not reused
+            response.release_conn()
+        method, body = request.method, request.body
+        headers = dict(request.headers)
+        dropped: frozenset[str] = frozenset()
+        if response.status == 303 and method != "HEAD":
+            method, body, dropped = "GET", None, _BODY_HEADERS
+        if not _same_host(url, target):
+            dropped |= {name.lower() for name in retries.remove_headers_on_redirect}
+        headers = {name: value for name, value in headers.items() if name.lower() not in dropped}
+        return retries, replace(request, method=method, url=target, headers=headers, body=body)
 
     def close(self) -> None:
         if self._owns_pool:
