@@ -168,7 +168,8 @@ class Urllib3Transport:
             if not location:
                 break
             # A redirect that urllib3 did not see: it read the interim head.
-            retries, request = self._redirect(response, request, location, secrets)
+            retries = response.retries or retries  # what urllib3 has used up already
+            retries, request = self._redirect(response, request, location, retries, secrets)
         stream = ResponseStream(response, request.url, request.reuse_connection, request.timeout[1])
         attempt.attach_stream(stream)
         return stream
@@ -200,13 +201,15 @@ class Urllib3Transport:
 
     @staticmethod
     def _redirect(
-        response: urllib3.BaseHTTPResponse, request: Request, location: str, secrets: list[str]
+        response: urllib3.BaseHTTPResponse,
+        request: Request,
+        location: str,
+        retries: Retry,
+        secrets: list[str],
     ) -> tuple[Retry, Request]:
         """Follow a redirect by urllib3's rules: its count, 303 -> GET, credentials at home."""
         url = urljoin(request.url, response.url) if response.url else request.url
         target = urljoin(url, location)
-        retries = response.retries
-        assert retries is not None  # urlopen() gives each response its retries
         try:
             retries = retries.increment(request.method, target, response=response)
         except u3exc.MaxRetryError as exc:
