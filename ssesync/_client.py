@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import threading
 import weakref
-from typing import Any
+from typing import Any, Optional
 
 from ._source import EventSource
 from ._transport import Transport, Urllib3Transport, open_transport
@@ -42,7 +42,9 @@ class SSEClient:
     :param defaults: any :class:`~ssesync.EventSource` option, used by every
         :meth:`connect` unless it gives its own. Transport options
         (``pool_manager``, ``session``, ``verify``, ``cert``, ``proxy``,
-        ``ca_certs``, ``ssl_context``) shape the client's shared pool.
+        ``ca_certs``, ``ssl_context``) shape the client's shared pool; a
+        :meth:`connect` given some of its own gets a transport of the
+        client's transport options with those replaced.
 
     Leaving ``with SSEClient() as client:`` closes every connection it made,
     then its pool.
@@ -54,6 +56,7 @@ class SSEClient:
             raise TypeError(f"unknown SSEClient option(s): {', '.join(unknown)}")
         transport_options = {k: defaults.pop(k) for k in list(defaults) if k in _TRANSPORT_OPTIONS}
         self._defaults = defaults
+        self._transport_options = transport_options
         self._lock = threading.Lock()
         self._connections: weakref.WeakSet[SSEConnection] = weakref.WeakSet()
         self._closed = False
@@ -75,13 +78,44 @@ class SSEClient:
         if self._closed:
             raise RuntimeError("this SSEClient is closed")
         merged = {**self._defaults, **options}
-        if not _TRANSPORT_OPTIONS.intersection(options):
+        transport = self._connection_transport(
+            {name: merged.pop(name) for name in _TRANSPORT_OPTIONS if name in options}
+        )
+        if transport is None:
             merged["_transport"] = self._transport
+        else:
+            merged.update(transport)
         connection = SSEConnection(url, **merged)
         with self._lock:
             self._connections.add(connection)
         connection._open_now()
         return connection
+
+    def _connection_transport(self, given: dict[str, Any]) -> Optional[dict[str, Any]]:
+        """The transport options of one connect(): ``None`` to share the client's.
+
+        They are the client's, with those that connect() gives replacing
+        them: ``connect(url, verify=False)`` on a client with a proxy still
+        goes through the proxy. A combination that cannot hold both — the
+        client's ``session=`` and a ``pool_manager=`` of connect()'s, or a
+        client's pool manager and a ``proxy=`` of connect()'s — raises
+        :class:`ValueError` naming both sides, rather than dropping one.
+        """
+        merged = {**self._transport_options, **given}
+        if merged == self._transport_options:
+            return None
+        theirs = ", ".join(f"{name}=" for name in sorted(given))
+        client = ", ".join(f"{name}=" for name in sorted(self._transport_options))
+        if merged.get("session") is not None and merged.get("pool_manager") is not None:
+            raise ValueError(
+                f"connect({theirs}) cannot be combined with this SSEClient's {client}: "
+                "give either session= or pool_manager=, not both"
+            )
+        try:  # the same checks as a source's (pool_manager= with proxy=, ...)
+            open_transport(**merged).close()
+        except ValueError as exc:
+            raise ValueError(f"connect({theirs}) with this SSEClient's {client}: {exc}") from None
+        return merged
 
     def close(self) -> None:
         """Close every connection this client opened, then its pool."""

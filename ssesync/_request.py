@@ -61,7 +61,27 @@ def header_problem(headers: Mapping[Any, Any]) -> Optional[str]:
         text = value if isinstance(value, str) else value.decode("latin-1")
         if "\r" in text or "\n" in text or "\0" in text:
             return f"the value of header {name} contains CR, LF or NUL"
+        if not _encodable(text):
+            return f"the value of header {name} {_UNENCODABLE}"
     return None
+
+
+#: Why a str is refused that cannot go out as UTF-8 (never quoting it: it may be a secret).
+_UNENCODABLE = (
+    "cannot be encoded as UTF-8: it holds a lone surrogate, as text decoded from "
+    "bytes that were not UTF-8 does (a terminal or file in another encoding)"
+)
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` can go out as UTF-8 (a str from undecodable bytes cannot)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_callable(value: Any, name: str) -> None:
@@ -252,6 +272,8 @@ class Options:
                 raise TypeError(f"last_event_id must be a str, not {type(last_event_id).__name__}")
             if any(char in last_event_id for char in "\r\n\0"):
                 raise ValueError("last_event_id must not contain CR, LF or NUL")
+            if not _encodable(last_event_id):
+                raise ValueError(f"last_event_id {_UNENCODABLE}")
         if max_retries is not None:
             if isinstance(max_retries, bool) or not isinstance(max_retries, int):
                 raise TypeError(

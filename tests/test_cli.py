@@ -359,6 +359,39 @@ def test_last_event_id_is_sent(sse_server: SSEServer) -> None:
     assert sse_server.requests[0].last_event_id == "41"
 
 
+@pytest.mark.parametrize(
+    "option",
+    [("-H", "X-Name: caf\udce9"), ("--last-event-id", "\udcff7")],
+    ids=["-H", "--last-event-id"],
+)
+def test_an_argument_that_is_not_utf8_is_a_one_line_error(
+    sse_server: SSEServer, option: tuple[str, str]
+) -> None:
+    # On a Latin-1 terminal Python decodes the bytes with surrogateescape; the
+    # run used to end with a UnicodeEncodeError traceback from the reader.
+    sse_server.route("/s", sse_server.events([{"data": "ok"}]))
+    result = run_cli_bytes("--no-reconnect", *option, sse_server.url_for("/s"))
+    assert result.returncode == 2
+    error = result.stderr.decode("utf-8", "replace").splitlines()[-1]
+    assert error.startswith("ssesync: error: ")
+    assert "UTF-8" in error
+    assert b"Traceback" not in result.stderr
+    assert b"caf" not in result.stderr
+    assert b"\xff" not in result.stderr
+    assert sse_server.connection_count == 0
+
+
+def test_url_userinfo_is_sent_as_basic_auth_as_curl_does(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "ok"}]))
+    url = sse_server.url_for("/s").replace("://", "://alice:s3cret@")
+    result = run_cli("-vv", "--no-reconnect", url)
+    assert result.returncode == 0, result.stderr
+    expected = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+    assert sse_server.requests[0].headers.get("authorization") == expected
+    assert "s3cret" not in result.stdout + result.stderr
+    assert expected[6:] not in result.stdout + result.stderr
+
+
 def test_reconnects_with_last_event_id_and_logs_it_when_verbose(sse_server: SSEServer) -> None:
     sse_server.route(
         "/s",

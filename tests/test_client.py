@@ -158,6 +158,37 @@ def test_client_defaults_apply_and_connect_overrides(sse_server: SSEServer) -> N
     assert second.headers.get("x-other") == "2"
 
 
+def test_connect_transport_options_add_to_the_clients_proxy(sse_server: SSEServer) -> None:
+    # connect(verify=False) used to build a transport of connect()'s options
+    # alone: the request went direct, past the client's proxy.
+    sse_server.route("/s", sse_server.events([{"data": "x"}]))
+    with ForwardProxy() as proxy, SSEClient(proxy=proxy.url, reconnect=False) as client:
+        assert [e.data for e in client.connect(sse_server.url_for("/s"), verify=False)] == ["x"]
+        assert proxy.request_lines == [f"GET {sse_server.url_for('/s')} HTTP/1.1"]
+
+
+def test_connect_transport_options_keep_the_clients_session(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "x"}]))
+    with requests.Session() as session:
+        session.headers["Authorization"] = "Bearer from-session"
+        with SSEClient(session=session, reconnect=False) as client:
+            list(client.connect(sse_server.url_for("/s"), verify=False))
+    assert sse_server.requests[0].headers.get("authorization") == "Bearer from-session"
+
+
+def test_connect_refuses_a_transport_that_contradicts_the_clients(sse_server: SSEServer) -> None:
+    url = sse_server.url_for("/s")
+    manager = urllib3.PoolManager()
+    with requests.Session() as session:
+        client = SSEClient(session=session)
+        with pytest.raises(ValueError, match=r"connect\(pool_manager=\).*session="):
+            client.connect(url, pool_manager=manager)
+    client = SSEClient(pool_manager=manager)
+    with pytest.raises(ValueError, match=r"connect\(proxy=\).*pool_manager=.*proxy="):
+        client.connect(url, proxy="http://proxy.invalid:3128")
+    assert sse_server.connection_count == 0
+
+
 @pytest.mark.usefixtures("started_by")
 def test_connection_supports_callbacks(sse_server: SSEServer) -> None:
     sse_server.route("/s", sse_server.events([{"event": "tick", "data": "1"}], then="stall"))
@@ -430,6 +461,42 @@ def test_proxy_credentials_in_the_url_are_sent(
     assert proxy.proxy_authorizations == [expected, expected]
 
 
+@pytest.mark.parametrize(
+    "option", [{"verify": False}, {"cert": "me.pem"}, {"proxy": "http://proxy.invalid:3128"},
+               {"ca_certs": "ca.pem"}, {"ssl_context": ssl.create_default_context()}],
+    ids=lambda option: next(iter(option)),
+)  # fmt: skip
+def test_pool_manager_refuses_the_options_it_would_ignore(
+    sse_server: SSEServer, option: dict[str, Any]
+) -> None:
+    # They were silently ignored: the caller's manager's settings rule.
+    sse_server.route("/s", sse_server.events([{"data": "x"}]))
+    (name,) = option
+    with pytest.raises(ValueError, match=rf"pool_manager= cannot be combined with {name}="):
+        EventSource(sse_server.url_for("/s"), pool_manager=urllib3.PoolManager(), **option)
+    assert sse_server.connection_count == 0
+
+
+def test_session_takes_verify_cert_and_proxy_per_request(
+    sse_server: SSEServer, tls_server: SSEServer, tls: dict[str, Any]
+) -> None:
+    # requests takes them with each request, so session= honours them ...
+    sse_server.route("/s", sse_server.events([{"data": "via proxy"}]))
+    with requests.Session() as session, ForwardProxy() as proxy:
+        options: dict[str, Any] = {"session": session, "reconnect": False}
+        events = list(EventSource(sse_server.url_for("/s"), proxy=proxy.url, **options))
+        assert [e.data for e in events] == ["via proxy"]
+        assert proxy.request_lines == [f"GET {sse_server.url_for('/s')} HTTP/1.1"]
+        for trust in ({"verify": tls["ca_path"]}, {"ca_certs": tls["ca_path"]}):
+            assert [e.data for e in EventSource(tls_server.url_for("/s"), **trust, **options)] == [
+                "secure"
+            ]
+        # ... but no SSLContext: refused rather than ignored.
+        with pytest.raises(ValueError, match="session= cannot use ssl_context="):
+            EventSource(tls_server.url_for("/s"), ssl_context=ssl.create_default_context(),
+                        **options)  # fmt: skip
+
+
 def test_shared_proxy_manager(sse_server: SSEServer) -> None:
     sse_server.route("/s", sse_server.events([{"data": "x"}]))
     with ForwardProxy() as proxy:
@@ -463,6 +530,48 @@ def test_credentials_not_forwarded_to_another_host(sse_server: SSEServer, transp
     assert first.headers.get("authorization") == "Bearer secret"
     assert redirected.headers.get("authorization") is None
     assert redirected.headers.get("cookie") is None
+
+
+def basic(credentials: bytes) -> str:
+    return "Basic " + base64.b64encode(credentials).decode()
+
+
+@pytest.mark.parametrize("transport", ["urllib3", "requests"])
+def test_url_userinfo_is_sent_as_basic_auth(
+    sse_server: SSEServer, caplog: pytest.LogCaptureFixture, transport: str
+) -> None:
+    # As curl and requests do; the urllib3 transport used to drop it silently.
+    sse_server.route("/s", sse_server.events([{"data": "x"}]))
+    sse_server.route("/missing", sse_server.status(404))
+    options: dict[str, Any] = {"reconnect": False}
+    if transport == "requests":
+        options["session"] = requests.Session()
+    caplog.set_level("DEBUG", logger="ssesync")
+    with_userinfo = sse_server.url_for("/s").replace("://", "://alice:s3cr%40t@")
+    assert [e.data for e in EventSource(with_userinfo, **options)] == ["x"]
+    headers = {"Authorization": "Bearer mine"}
+    list(EventSource(with_userinfo, headers=headers, **options))  # the caller's header wins
+    with pytest.raises(SSEConnectionError, match="404") as info:
+        list(EventSource(with_userinfo.replace("/s", "/missing"), **options))
+    first, second = sse_server.requests_for("/s")
+    assert first.headers.get("authorization") == basic(b"alice:s3cr@t")
+    assert second.headers.get("authorization") == "Bearer mine"
+    shown = str(info.value) + repr(info.value.__dict__) + caplog.text
+    for secret in ("s3cr", basic(b"alice:s3cr@t")[6:]):
+        assert secret not in shown
+
+
+def test_url_userinfo_is_not_forwarded_to_another_host(sse_server: SSEServer) -> None:
+    with SSEServer() as other:
+        other.route("/s", other.events([{"data": "elsewhere"}]))
+        target = other.url_for("/s").replace("127.0.0.1", "localhost")
+        sse_server.route("/s", sse_server.redirect(target, code=307))
+        url = sse_server.url_for("/s").replace("://", "://alice:s3cret@")
+        assert [e.data for e in EventSource(url, reconnect=False)] == ["elsewhere"]
+        (first,) = sse_server.requests
+        (redirected,) = other.requests
+    assert first.headers.get("authorization") == basic(b"alice:s3cret")
+    assert redirected.headers.get("authorization") is None
 
 
 def test_credentials_kept_on_same_host_redirect(sse_server: SSEServer) -> None:

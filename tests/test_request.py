@@ -13,7 +13,7 @@ import pytest
 
 from ssesync import EventSource, SSEClient, SSEConnectionError
 from ssesync.testing import SSEServer
-from tests.helpers import fast
+from tests.helpers import WAIT, fast
 
 
 @pytest.mark.parametrize(
@@ -98,3 +98,43 @@ def test_callable_headers_returning_a_bad_value_is_a_clear_error(sse_server: SSE
     source = fast(sse_server.url_for("/s"), headers=lambda: {"X-Bad": "a\r\nb"})
     with source, pytest.raises(SSEConnectionError, match="X-Bad"):
         list(source)
+
+
+# -- text that cannot go out as UTF-8 ------------------------------------------------------------
+
+UNENCODABLE = "s3cret-caf\udce9"  # from bytes that were not UTF-8, decoded with surrogateescape
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"headers": {"X-Token": UNENCODABLE}}, {"last_event_id": UNENCODABLE}],
+    ids=["header", "last_event_id"],
+)
+def test_unencodable_text_is_refused_up_front_without_quoting_it(
+    sse_server: SSEServer, options: dict[str, Any]
+) -> None:
+    # The constructor accepted it, and the reader later died of a UnicodeEncodeError.
+    with pytest.raises(ValueError, match="UTF-8") as info:
+        EventSource(sse_server.url_for("/s"), **options)
+    assert "s3cret" not in str(info.value)
+    source = EventSource(sse_server.url_for("/s"))
+    with source, pytest.raises(ValueError, match=r"X-Token.*UTF-8"):
+        source.headers = {"X-Token": UNENCODABLE}
+    assert sse_server.connection_count == 0
+
+
+def test_callable_headers_with_unencodable_text_are_a_clear_error(sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "a"}]))
+    url = sse_server.url_for("/s")
+    source = fast(url, headers=lambda: {"X-Token": UNENCODABLE})  # reconnect=True: not retried
+    with source, pytest.raises(SSEConnectionError, match=r"X-Token.*UTF-8") as info:
+        list(source)
+    assert "s3cret" not in str(info.value)
+    assert not info.value.retryable
+    errors: list[BaseException] = []
+    started = fast(url, headers=lambda: {"X-Token": UNENCODABLE})
+    started.on_error(lambda source, exc: errors.append(exc))
+    with started:
+        assert started.start().join(WAIT)
+    assert [type(exc) for exc in errors] == [SSEConnectionError]
+    assert sse_server.connection_count == 0

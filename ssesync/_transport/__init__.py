@@ -108,14 +108,37 @@ def open_transport(
             raise ValueError("give either session= or pool_manager=, not both")
         if not callable(getattr(session, "send", None)):
             raise TypeError(f"session must be a requests.Session, not {type(session).__name__}")
+        if ssl_context is not None:
+            # requests takes verify= and cert= per request, but no SSLContext.
+            raise ValueError(
+                "session= cannot use ssl_context=: requests takes no SSLContext per request; "
+                "give verify=/cert=, or mount an adapter with that context on the session"
+            )
         from ._requests import RequestsTransport
 
+        if verify is True and ca_certs is not None:
+            verify = ca_certs  # as on urllib3: a path given as verify= comes first
         return RequestsTransport(
             session,
             verify=None if verify is True else verify,
             cert=cert if cert is None or isinstance(cert, str) else (cert[0], cert[1]),
             proxy=proxy,
         )
+    if pool_manager is not None:
+        # The manager's own settings rule its connections; ours would be ignored.
+        given = [
+            f"{name}=" for name, value in (
+                ("verify", verify is not True), ("cert", cert is not None),
+                ("proxy", proxy is not None), ("ca_certs", ca_certs is not None),
+                ("ssl_context", ssl_context is not None),
+            ) if value
+        ]  # fmt: skip
+        if given:
+            raise ValueError(
+                f"pool_manager= cannot be combined with {', '.join(given)}: a pool manager "
+                "uses its own TLS and proxy settings, so give them to the PoolManager or "
+                "ProxyManager you build"
+            )
     return Urllib3Transport(
         pool_manager,
         verify=verify,

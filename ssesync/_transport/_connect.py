@@ -11,7 +11,10 @@ shuts those sockets down, which makes a blocked ``connect``, handshake or
 ``recv`` in the reading thread return at once; the reading thread then closes
 them itself, so a descriptor is never closed under a thread that still uses
 it. With a caller's own pool manager or session only the response can be
-registered: an attempt still waiting for headers there ends at its timeout.
+registered: an attempt still waiting for headers there ends at its timeout
+(urllib3 gives no public hold of the socket before that; reaching it would
+mean swapping the connection classes of the caller's manager or borrowing
+connections through urllib3's private API — see docs/guide/transports.rst).
 """
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ from urllib3 import exceptions as u3exc
 
 from ._connect import Attempt, proxy_settings
 from ._errors import invalid_target_error, request_secrets, requests_error, urllib3_error
-from ._protocol import Request, Stream
+from ._protocol import MAX_REDIRECTS, Request, Stream
 from ._response import skip_interim
-from ._urllib3 import ResponseStream
+from ._urllib3 import ResponseStream, split_userinfo
 
 try:
     import requests
@@ -52,6 +52,30 @@ class _RequestsStream(ResponseStream):
             self._outer.close()
         except (u3exc.HTTPError, OSError, ValueError):
             pass
+
+
+def _past_interim(
+    session: requests.Session, response: Any, timeout: Any, settings: dict[str, Any]
+) -> Any:
+    """The response after any interim ones, and the redirects that came after them.
+
+    requests decided on redirects when it had read only an interim head (see
+    :func:`~ssesync._transport._response.skip_interim`), so a redirect after
+    one is followed here, by requests' own rules (its count, the method
+    change, credentials dropped on another host, the session's cookies).
+    """
+    for _ in range(MAX_REDIRECTS + 1):
+        if not skip_interim(response.raw):
+            return response
+        response.status_code = response.raw.status
+        response.reason = response.raw.reason
+        response.headers = requests.structures.CaseInsensitiveDict(response.raw.headers)
+        if not response.is_redirect:
+            return response
+        hops = session.resolve_redirects(response, response.request, timeout=timeout, **settings)
+        for hop in hops:
+            response = hop  # the last one counts
+    raise requests.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects after interim responses")
 
 
 class RequestsTransport:
@@ -84,9 +108,12 @@ class RequestsTransport:
         # (an "id:  7" line gives " 7"), so it is set after the request is
         # prepared, which is where requests validates headers.
         last_event_id = headers.pop("Last-Event-ID", None)
+        url = request.url
+        if any(name.lower() == "authorization" for name in headers):
+            url = split_userinfo(url)[0]  # the caller's header wins, as on urllib3
         try:
             prepared = session.prepare_request(
-                requests.Request(request.method, request.url, headers=headers, data=request.body)
+                requests.Request(request.method, url, headers=headers, data=request.body)
             )
             if last_event_id is not None:
                 prepared.headers["Last-Event-ID"] = last_event_id
@@ -100,10 +127,7 @@ class RequestsTransport:
             response = session.send(
                 prepared, timeout=request.timeout, allow_redirects=True, **settings
             )
-            if skip_interim(response.raw):  # see _transport.skip_interim
-                response.status_code = response.raw.status
-                response.reason = response.raw.reason
-                response.headers = requests.structures.CaseInsensitiveDict(response.raw.headers)
+            response = _past_interim(session, response, request.timeout, settings)
         except requests.RequestException as exc:
             error = requests_error(exc, request.url, request_secrets(request, self._proxy))
             raise error from error.__cause__

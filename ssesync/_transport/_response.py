@@ -58,8 +58,9 @@ def skip_interim(response: urllib3.BaseHTTPResponse) -> bool:
     (see :class:`_FinalResponse`), so an interim response arrives here as if
     it were final. The final one follows on the same connection: read its
     head into the same http.client response, and set the urllib3 response
-    up again around it. Its redirects are not followed (urllib3 only saw the
-    interim status). Returns whether anything was skipped.
+    up again around it. urllib3 or requests decided on redirects when they
+    had seen only the interim status, so a redirect in the final head is
+    followed by the transport itself. Returns whether anything was skipped.
     """
     fp = getattr(response, "_fp", None)
     if not is_interim(response.status) or not isinstance(fp, HTTPResponse):

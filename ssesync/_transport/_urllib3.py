@@ -8,11 +8,13 @@ for the urllib3 response under a ``requests`` one.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from http.client import HTTPException
 from typing import Any, Optional
-from urllib.parse import urljoin
+from urllib.parse import unquote_to_bytes, urljoin, urlsplit, urlunsplit
 
 import urllib3
 from urllib3 import exceptions as u3exc
@@ -24,9 +26,53 @@ from ._errors import invalid_target_error, request_secrets, urllib3_error
 from ._protocol import MAX_REDIRECTS, Request, Stream
 from ._response import skip_interim
 
-__all__ = ["ResponseStream", "Urllib3Transport"]
+__all__ = ["ResponseStream", "Urllib3Transport", "split_userinfo", "with_userinfo_auth"]
 
 log = logging.getLogger("ssesync")
+
+def with_userinfo_auth(request: Request) -> Request:
+    """``request`` with the user-info of its URL sent as ``Authorization: Basic``.
+
+    As curl and requests do: ``http://alice:s3cret@host/`` authenticates as
+    ``alice``, percent-decoded; an ``Authorization`` header of the caller's
+    wins. The user-info never goes out in the URL, and the header is dropped
+    on a redirect to another host like any ``Authorization`` header.
+    """
+    url, userinfo = split_userinfo(request.url)
+    if userinfo is None:
+        return request
+    headers = dict(request.headers)
+    if not any(name.lower() == "authorization" for name in headers):
+        user, _, password = userinfo.partition(":")
+        credentials = unquote_to_bytes(user) + b":" + unquote_to_bytes(password)
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode("ascii")
+    return replace(request, url=url, headers=headers)
+
+
+def split_userinfo(url: str) -> tuple[str, Optional[str]]:
+    """``url`` without its user-info, and the user-info (``None`` without one)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=host)), userinfo
+
+
+#: What urllib3 drops when a 303 turns the request into a GET without a body.
+_BODY_HEADERS = frozenset(
+    {"content-encoding", "content-language", "content-location", "content-type",
+     "content-length", "digest", "last-modified"}
+)  # fmt: skip
+
+
+def _same_host(url: str, target: str) -> bool:
+    """Whether ``target`` is on the scheme, host and port of ``url``, as urllib3 decides it."""
+    here, there = urllib3.util.parse_url(url), urllib3.util.parse_url(target)
+    ports = {"http": 80, "https": 443}
+    return (here.scheme, here.host, here.port or ports.get(here.scheme or "")) == (
+        there.scheme, there.host, there.port or ports.get(there.scheme or "")
+    )
+
 
 class ResponseStream:
     """A urllib3 response as a :class:`Stream`, read by :func:`body_reader`.
@@ -106,36 +152,81 @@ class Urllib3Transport:
         )
 
     def open(self, request: Request, attempt: Attempt) -> Stream:
+        secrets = request_secrets(request, self._proxy)
+        request = with_userinfo_auth(request)
+        secrets += request_secrets(request)
+        retries = self._retries
+        while True:
+            response = self._send(request, attempt, retries, secrets)
+            try:
+                interim = skip_interim(response)  # a caller's pool: see _FinalResponse
+            except (HTTPException, OSError) as exc:
+                response.release_conn()
+                error = urllib3_error(exc, request.url, secrets)
+                raise error from error.__cause__
+            location = response.get_redirect_location() if interim else None
+            if not location:
+                break
+            # A redirect that urllib3 did not see: it read the interim head.
+            retries = response.retries or retries  # what urllib3 has used up already
+            retries, request = self._redirect(response, request, location, retries, secrets)
+        stream = ResponseStream(response, request.url, request.reuse_connection, request.timeout[1])
+        attempt.attach_stream(stream)
+        return stream
+
+    def _send(
+        self, request: Request, attempt: Attempt, retries: Retry, secrets: list[str]
+    ) -> urllib3.BaseHTTPResponse:
         connect, read = request.timeout
         _current.attempt = attempt
         try:
-            response = self.pool_manager.urlopen(
+            return self.pool_manager.urlopen(
                 request.method,
                 request.url,
                 body=request.body,
                 headers=dict(request.headers),
                 preload_content=False,
                 redirect=True,
-                retries=self._retries,
+                retries=retries,
                 timeout=urllib3.Timeout(connect=connect, read=read),
             )
         except (u3exc.HTTPError, HTTPException, OSError) as exc:
-            error = urllib3_error(exc, request.url, request_secrets(request, self._proxy))
+            error = urllib3_error(exc, request.url, secrets)
             raise error from error.__cause__
         except ValueError as exc:  # e.g. a redirect to an unparsable Location
-            error = invalid_target_error(request.url, exc, request_secrets(request, self._proxy))
+            error = invalid_target_error(request.url, exc, secrets)
             raise error from error.__cause__
         finally:
             _current.attempt = None
+
+    @staticmethod
+    def _redirect(
+        response: urllib3.BaseHTTPResponse,
+        request: Request,
+        location: str,
+        retries: Retry,
+        secrets: list[str],
+    ) -> tuple[Retry, Request]:
+        """Follow a redirect by urllib3's rules: its count, 303 -> GET, credentials at home."""
+        url = urljoin(request.url, response.url) if response.url else request.url
+        target = urljoin(url, location)
         try:
-            skip_interim(response)  # a caller's pool: see _FinalResponse
-        except (HTTPException, OSError) as exc:
-            response.release_conn()
-            error = urllib3_error(exc, request.url, request_secrets(request, self._proxy))
+            retries = retries.increment(request.method, target, response=response)
+        except u3exc.MaxRetryError as exc:
+            error = urllib3_error(exc, request.url, secrets)
             raise error from error.__cause__
-        stream = ResponseStream(response, request.url, request.reuse_connection, read)
-        attempt.attach_stream(stream)
-        return stream
+        finally:
+            response.close()  # unread: the connection is not reused
+            response.release_conn()
+        method, body = request.method, request.body
+        headers = dict(request.headers)
+        dropped: frozenset[str] = frozenset()
+        if response.status == 303 and method != "HEAD":
+            method, body, dropped = "GET", None, _BODY_HEADERS
+        if not _same_host(url, target):
+            dropped |= {name.lower() for name in retries.remove_headers_on_redirect}
+        headers = {name: value for name, value in headers.items() if name.lower() not in dropped}
+        return retries, replace(request, method=method, url=target, headers=headers, body=body)
 
     def close(self) -> None:
         if self._owns_pool:

@@ -60,16 +60,67 @@ def test_interim_responses_before_the_stream_are_skipped(
     assert [e.data for e in events] == ["after the hints"]
 
 
-def test_a_redirect_after_an_interim_response_is_followed(sse_server: SSEServer) -> None:
-    def hints_then_redirect(conn: StreamConnection) -> None:
-        conn.send_interim(103)
-        conn.respond(302, headers={"Location": "/real"})
+def hints_then_redirect(location: str, code: int = 302) -> Any:
+    """A handler that sends ``103 Early Hints``, then a redirect to ``location``."""
 
-    sse_server.route("/s", hints_then_redirect)
+    def handler(conn: StreamConnection) -> None:
+        conn.send_interim(103)
+        conn.respond(code, headers={"Location": location})
+
+    return handler
+
+
+def test_a_redirect_after_an_interim_response_is_followed(
+    sse_server: SSEServer, transport_options: dict[str, Any]
+) -> None:
+    # With pool_manager= or session= urllib3 / requests decided on redirects
+    # after reading the 103 only: "302 redirect without a usable Location".
+    sse_server.route("/s", hints_then_redirect("/real"))
     sse_server.route("/real", sse_server.events([{"data": "moved"}]))
-    source = fast(sse_server.url_for("/s"), reconnect=False)
+    source = fast(sse_server.url_for("/s"), reconnect=False, **transport_options)
     with source, watchdog(source, WAIT):
         assert [e.data for e in source] == ["moved"]
+    assert source.response is not None
+    assert source.response.url == sse_server.url_for("/real")
+
+
+def test_a_redirect_after_an_interim_response_keeps_the_redirect_rules(
+    sse_server: SSEServer, transport_options: dict[str, Any]
+) -> None:
+    with SSEServer() as other:
+        other.route("/s", other.events([{"data": "elsewhere"}]))
+        elsewhere = other.url_for("/s").replace("127.0.0.1", "localhost")
+        sse_server.route("/s", hints_then_redirect("/see-other", 303))
+        sse_server.route("/see-other", hints_then_redirect(elsewhere, 307))
+        source = fast(
+            sse_server.url_for("/s"),
+            method="POST",
+            data=b"body",
+            headers={"Authorization": "Bearer secret", "Cookie": "session=secret"},
+            reconnect=False,
+            **transport_options,
+        )
+        with source, watchdog(source, WAIT):
+            assert [e.data for e in source] == ["elsewhere"]
+        (see_other,) = sse_server.requests_for("/see-other")
+        (redirected,) = other.requests
+    # 303 turns a POST into a GET without its body ...
+    assert (see_other.method, see_other.body) == ("GET", b"")
+    assert see_other.headers.get("content-type") is None
+    assert see_other.headers.get("authorization") == "Bearer secret"
+    # ... and the credentials stay on their host.
+    assert redirected.headers.get("authorization") is None
+    assert redirected.headers.get("cookie") is None
+
+
+def test_redirects_after_interim_responses_are_limited(
+    sse_server: SSEServer, transport_options: dict[str, Any]
+) -> None:
+    sse_server.route("/loop", hints_then_redirect("/loop"))
+    source = fast(sse_server.url_for("/loop"), **transport_options)  # reconnect=True: final
+    with source, watchdog(source, WAIT), pytest.raises(SSEConnectionError, match="redirects"):
+        list(source)
+    assert 10 <= len(sse_server.requests) <= 40
 
 
 # -- the MIME type ----------------------------------------------------------------------------
