@@ -140,7 +140,8 @@ class _Narrator:
         _say(f"client: {error}")
         last_id = source.last_event_id
         resume = f", with Last-Event-ID: {last_id}" if last_id else ""
-        _say(f"client: reconnecting within {RETRY_MS} ms (the server's retry:){resume}")
+        wait = f"{RETRY_MS} ms or a little more (the server's retry:)"
+        _say(f"client: reconnecting after {wait}{resume}")
 
     def on_comment(self, source: EventSource, text: str) -> None:
         self.comments += 1

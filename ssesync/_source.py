@@ -340,12 +340,13 @@ class EventSource:
         Calling it again while the thread runs does nothing.
         """
         with self._lock:
+            streamed = isinstance(getattr(self._loop, "sink", None), QueueSink)
+            if self._iterator is not None or streamed:
+                raise RuntimeError("this EventSource is being iterated; it cannot be started")
             if self._thread is not None or self._hub_entry is not None:
                 return self
             if self.closed:
                 raise RuntimeError("a closed EventSource cannot be started")
-            if self._iterator is not None:
-                raise RuntimeError("this EventSource is being iterated; it cannot be started")
             loop = self._loop or self._new_loop()
             sink: CallbackSink
             if self._dispatcher is not None:
