@@ -15,9 +15,13 @@ __all__ = ["CONTROL", "visible"]
 
 #: What a terminal or a line-based reader acts on instead of showing: the C0
 #: controls but tab, DEL, the C1 controls (U+0080-U+009F, which terminals may
-#: read as CSI and the like even when UTF-8 encoded) and the Unicode line and
-#: paragraph separators (``str.splitlines`` ends a line at those).
-CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+#: read as CSI and the like even when UTF-8 encoded), the Unicode line and
+#: paragraph separators (``str.splitlines`` ends a line at those), and the
+#: bidirectional controls (marks, embeddings, overrides and isolates), with
+#: which a server could make a terminal show text in another order.
+CONTROL = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]"
+)
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -849,3 +849,13 @@ def test_console_script(sse_server: SSEServer) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json_lines(result.stdout)[0]["data"] == "via the script"
+
+
+@pytest.mark.parametrize("mark", ["\u202e", "\u202a", "\u2066", "\u2069", "\u200f", "\u061c"])
+def test_bidirectional_controls_are_escaped_so_text_cannot_be_reordered(mark: str) -> None:
+    # A right-to-left override would make the terminal show the rest of the
+    # line backwards ("Trojan Source"): it is shown as an escape instead.
+    line = format_json(Event(f"pay {mark}0001$"))
+    assert mark not in line
+    assert json.loads(line)["data"] == f"pay {mark}0001$"
+    assert mark not in format_text(Event(f"pay {mark}0001$"))
