@@ -140,8 +140,13 @@ def cli_env(extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     return env
 
 
+#: The bound on a command-line run: a fresh interpreter on a loaded 2-core
+#: machine can take many seconds just to start. Bounded, not timed.
+CLI_WAIT = 60.0
+
+
 def run_cli(
-    *args: str, timeout: float = WAIT, env: Optional[Mapping[str, str]] = None
+    *args: str, timeout: float = CLI_WAIT, env: Optional[Mapping[str, str]] = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m ssesync ARGS`` to its end; ``env`` adds environment variables."""
     return subprocess.run(

@@ -35,14 +35,16 @@ from ssesync._console import _error, _LogFormatter, format_json, format_text
 from ssesync.cli import main, proxy_for
 from ssesync.testing import SSEServer, StreamConnection
 from tests.forward_proxy import ForwardProxy
-from tests.helpers import CLI, ROOT, WAIT, RawServer, cli_env, closed_port, run_cli
+from tests.helpers import CLI, CLI_WAIT, ROOT, RawServer, cli_env, closed_port, run_cli
 
 #: The ``cli`` fixture: runs the command in this process, returns (status, out, err).
 Cli = Callable[..., tuple[int, str, str]]
 #: The longest any single command may take before the test gives up on it.
-TIMEOUT = WAIT
-#: How long to wait for one line of output that should come at once.
-LINE_TIMEOUT = 5.0
+TIMEOUT = CLI_WAIT
+#: How long to wait for one line of output that should come at once (the
+#: server holds the rest back until it is read, so a generous bound still
+#: tells "at once" from "only at the end").
+LINE_TIMEOUT = 30.0
 
 
 @contextmanager
