@@ -583,6 +583,7 @@ def test_give_up_carries_the_last_failure_its_status_and_the_url() -> None:
         ("ended", "gave up without a reconnect attempt (max_retries=0): "
                   "the server ended the stream of " + URL),
         ("broke", "gave up without a reconnect attempt (max_retries=0): broke"),
+        ("unparsable", "gave up without a reconnect attempt (max_retries=0): bad stream"),
     ],
 )  # fmt: skip
 def test_max_retries_zero_gives_up_at_the_first_failure(failure: str, words: str) -> None:
@@ -593,9 +594,13 @@ def test_max_retries_zero_gives_up_at_the_first_failure(failure: str, words: str
         step = loop.open_failed(SSEConnectionError("refused"))
     else:
         connect(loop)
-        step = loop.ended(None if failure == "ended" else SSEConnectionError("broke"))
+        errors = {"ended": None, "broke": SSEConnectionError("broke"),
+                  "unparsable": SSEParsingError("bad stream")}  # fmt: skip
+        step = loop.ended(errors[failure])
     assert step is Step.STOP
     assert str(loop.fatal) == words
+    assert isinstance(loop.fatal, SSEConnectionError)
+    assert loop.fatal.status is None  # a parse error has no status to carry
 
 
 def test_the_end_of_a_stream_is_reported_with_the_url() -> None:
