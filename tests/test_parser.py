@@ -488,6 +488,7 @@ STRICT_ERRORS = [
     pytest.param(b"id: a\x00b\n", "an id field contains NUL", id="id-with-nul"),
     pytest.param(b"retry: 1.5\n", "invalid retry value '1.5'", id="retry-not-digits"),
     pytest.param(b"retry:  5\n", "invalid retry value ' 5'", id="retry-two-spaces"),
+    pytest.param(b"retry:x5\n", "invalid retry value 'x5'", id="retry-no-space"),
     pytest.param(b"retry: " + b"9" * 50 + b"x\n", f"invalid retry value '{'9' * 40}'",
                  id="retry-value-cut-to-40"),
     pytest.param(b"foo: y\n", "unknown field 'foo'", id="unknown-field"),
@@ -498,8 +499,10 @@ STRICT_ERRORS = [
 @pytest.mark.parametrize(("line", "message"), STRICT_ERRORS)
 @pytest.mark.parametrize("cut", [0, 1], ids=["one-read", "bytewise"])
 def test_strict_violations_name_the_line(line: bytes, message: str, cut: int) -> None:
-    stream = b"data: x\n" + line + b"\n"
-    pieces = [stream[i : i + 1] for i in range(len(stream))] if cut else [stream]
+    # Fed a byte at a time, the block never completes: the line is refused
+    # as soon as it ends, not when its block does.
+    stream = b"data: x\n" + line
+    pieces = [stream[i : i + 1] for i in range(len(stream))] if cut else [stream + b"\n"]
     with pytest.raises(SSEParsingError) as caught:
         parse(*pieces, strict=True)
     assert str(caught.value) == message
@@ -663,10 +666,12 @@ def test_event_of_exactly_max_event_size_among_other_blocks(pieces: tuple[bytes,
     ],
 )
 def test_event_one_over_max_event_size_among_other_blocks(pieces: tuple[bytes, ...]) -> None:
-    items, error = until_error(Parser(max_event_size=10), *pieces)
-    assert items == [ev("a")]  # what came before it, then the error
-    assert error is not None
-    assert "max_event_size (10 characters)" in error
+    bytewise = [bytes([c]) for c in b"".join(pieces)]
+    for strict in (False, True):
+        for reads in (pieces, bytewise):
+            items, error = until_error(Parser(max_event_size=10, strict=strict), *reads)
+            assert items == [ev("a")]  # what came before it, then the error
+            assert error == "an event or line exceeds max_event_size (10 characters)"
 
 
 @pytest.mark.parametrize(
@@ -846,6 +851,25 @@ def test_a_block_held_in_several_pieces_is_joined_exactly(
     parser = Parser(strict=strict)
     assert feed(parser, *pieces) == expected
     assert parser.error is None
+
+
+def test_strict_mode_checks_a_line_that_starts_a_new_piece() -> None:
+    # The line end after a big line is a piece of its own; the next line
+    # starts after it, not in the big piece before.
+    pieces = (b"data: " + b"x" * BIG, b"\n", b"foo", b"bar: x\n")
+    items, error = until_error(Parser(strict=True), *pieces)
+    assert items == []
+    assert error == "unknown field 'foobar'"
+
+
+def test_an_empty_event_type_is_message_on_the_one_pass_path() -> None:
+    parser = Parser()
+    usual = b"event: \nid: 1\ndata: x\n\nevent: \ndata: y\n\n"
+    for _ in range(3):  # the second read on takes the one-pass path
+        events = parser.feed(usual)
+        assert [(e.data, e.event, e.type) for e in events] == [  # type: ignore[union-attr]
+            ("x", "", "message"), ("y", "", "message")
+        ]  # fmt: skip
 
 
 def test_retry_of_a_block_held_in_several_pieces_applies_at_end() -> None:
