@@ -19,7 +19,10 @@ def encode(items: Sequence[Union[Event, str]]) -> list[Item]:
     out: list[Item] = []
     for item in items:
         if isinstance(item, Event):
-            out.append(tuple(tuple.__iter__(item))[:5])  # the sixth slot is the type
+            fields = tuple(tuple.__iter__(item))
+            # The sixth slot is the type, which every path must fill the same way.
+            assert fields[5] == (fields[1] or "message"), f"wrong type in {item!r}"
+            out.append(fields[:5])
         else:
             assert isinstance(item, str), f"unexpected item {item!r}"
             out.append(("comment", item))

@@ -115,6 +115,16 @@ def test_memory_holds_between_one_and_two_windows_of_the_newest_ids() -> None:
     assert not replay.is_replay("0", "d")  # the oldest forgotten
 
 
+def test_the_oldest_ids_are_forgotten_once_two_windows_are_held() -> None:
+    replay = ReplayFilter()
+    for number in range(ReplayFilter.limit):
+        replay.is_replay(str(number), "d")
+    assert len(replay.seen) == 2 * DEDUPE_WINDOW  # not yet over the limit
+    replay.is_replay("new", "d")
+    assert len(replay.seen) == DEDUPE_WINDOW
+    assert list(replay.seen)[-1] == "new"
+
+
 def test_every_skip_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="ssesync")
     replay = ReplayFilter()

@@ -19,7 +19,7 @@ import pytest
 
 from ssesync import Event, ReadyState, SSEConnectionError, SSEParsingError
 from ssesync import _drive as drive
-from ssesync._dedupe import ReplayFilter
+from ssesync._dedupe import DEDUPE_WINDOW, KEPT_DATA, ReplayFilter, data_key
 from ssesync._loop import ReadLoop, Response, Step
 from ssesync._request import Options, RequestPlan
 from ssesync._transport import Attempt, Request
@@ -164,7 +164,7 @@ def test_giving_up_is_not_retryable() -> None:
     loop.begin_attempt()
     assert loop.open_failed(SSEConnectionError("refused")) is Step.STOP
     assert loop.fatal is not None
-    assert not loop.fatal.retryable
+    assert loop.fatal.retryable is False
     assert str(loop.fatal).startswith("gave up")
     assert sink.calls[-1] == ("error", "SSEConnectionError", True)
 
@@ -523,6 +523,29 @@ def test_long_data_with_the_same_id_and_length_but_new_content_is_new() -> None:
     assert data(loop.received(f"id: 1\ndata: {second}\n\n".encode())) == []
 
 
+@pytest.mark.parametrize("length", [KEPT_DATA, KEPT_DATA + 1])
+def test_the_loop_remembers_an_id_by_its_data_or_only_its_length_and_hash(length: int) -> None:
+    # As ReplayFilter does (tests/test_dedupe.py): long data is not kept alive.
+    loop, _ = make_loop(max_event_size=4096)
+    connect(loop)
+    payload = "d" * length
+    loop.received(f"id: 1\ndata: {payload}\n\n".encode())
+    assert loop.replay is not None
+    assert loop.replay.seen == {"1": data_key(payload)}
+
+
+def test_the_loop_forgets_the_oldest_ids_once_it_holds_two_windows() -> None:
+    loop, _ = make_loop()
+    connect(loop)
+    assert loop.replay is not None
+    blocks = "".join(f"id: {n}\ndata: d\n\n" for n in range(ReplayFilter.limit))
+    loop.received(blocks.encode())
+    assert len(loop.replay.seen) == ReplayFilter.limit  # two windows: all still held
+    loop.received(b"id: new\ndata: d\n\n")
+    assert len(loop.replay.seen) == DEDUPE_WINDOW
+    assert "new" in loop.replay.seen
+
+
 def test_dedupe_off_delivers_replays() -> None:
     loop, _ = make_loop(dedupe=False)
     connect(loop)
@@ -590,6 +613,7 @@ def test_give_up_carries_the_last_failure_its_status_and_the_url() -> None:
         ("ended", "gave up without a reconnect attempt (max_retries=0): "
                   "the server ended the stream of " + URL),
         ("broke", "gave up without a reconnect attempt (max_retries=0): broke"),
+        ("unparsable", "gave up without a reconnect attempt (max_retries=0): bad stream"),
     ],
 )  # fmt: skip
 def test_max_retries_zero_gives_up_at_the_first_failure(failure: str, words: str) -> None:
@@ -600,9 +624,13 @@ def test_max_retries_zero_gives_up_at_the_first_failure(failure: str, words: str
         step = loop.open_failed(SSEConnectionError("refused"))
     else:
         connect(loop)
-        step = loop.ended(None if failure == "ended" else SSEConnectionError("broke"))
+        errors = {"ended": None, "broke": SSEConnectionError("broke"),
+                  "unparsable": SSEParsingError("bad stream")}  # fmt: skip
+        step = loop.ended(errors[failure])
     assert step is Step.STOP
     assert str(loop.fatal) == words
+    assert isinstance(loop.fatal, SSEConnectionError)
+    assert loop.fatal.status is None  # a parse error has no status to carry
 
 
 def test_the_end_of_a_stream_is_reported_with_the_url() -> None:
@@ -680,6 +708,7 @@ def test_connects_reconnects_and_errors_are_logged(caplog: pytest.LogCaptureFixt
         ("ERROR", records[-1][1]),
     ]
     assert "404" in records[-1][1]
+    assert records[-1][1] == str(loop.fatal)  # the error's own words, nothing around them
 
 
 # -- the blocking driver's wait (ssesync._drive.wait) -----------------------------------------

@@ -390,6 +390,33 @@ def test_trailing_incomplete_event_is_not_emitted(stream: bytes) -> None:
     assert parser.buffered > 0
 
 
+@pytest.mark.parametrize(
+    ("pieces", "expected"),
+    [
+        pytest.param((b"data: x\nd", b"ata: z\n\n"), [ev("x\nz")], id="data-line-continues"),
+        pytest.param((b"data: x\ny", b": z\n\n"), [ev("x")], id="field-line-continues"),
+        pytest.param((b"data: x\n:", b" c\n\n"), [comment("c"), ev("x")], id="comment-follows"),
+        pytest.param((b"data: \nx\n", b"\n"), [ev("")], id="second-line-ended"),
+    ],
+)
+def test_a_first_read_of_one_line_and_more_waits_for_its_block(
+    pieces: tuple[bytes, ...], expected: list[Item]
+) -> None:
+    # A fresh read shaped like "data: x" plus one more character is no
+    # complete event: the one-read, one-event path must not take it.
+    parser = Parser()
+    assert parser.feed(pieces[0]) == []
+    assert feed(parser, *pieces[1:]) == expected
+    check(pieces, expected)
+
+
+@pytest.mark.parametrize("first", [b" data: x", b"\tdata: x", b"Xdata: x", b"data: x X"])
+def test_an_unfinished_first_line_is_kept_as_it_came(first: bytes) -> None:
+    # Only the blank lines before a block are dropped, nothing of its first line.
+    check([b"\n\n" + first, b"\n\n"], reference_parse(first + b"\n\n")[0])
+    check([b"id: 1\n" + first + b"X\n\n"], reference_parse(b"id: 1\n" + first + b"X\n\n")[0])
+
+
 def test_comment_of_an_incomplete_final_block_is_still_reported() -> None:
     # The comment's line was complete, so it was reported at once; the
     # block it sits in never completes, so its event is not.
@@ -439,6 +466,59 @@ def test_strict_id_with_nul_raises() -> None:
 def test_strict_unknown_field_raises(name: bytes) -> None:
     with pytest.raises(SSEParsingError):
         Parser(strict=True).feed(b"data: x\n" + name + b": y\n\n")
+
+
+STRICT_VALID = b"id: 1\nid:2\nretry: 10\nretry:20\nevent: e\nevent:f\ndata: x\ndata:y\ndata\n\n"
+
+
+@pytest.mark.parametrize(
+    "cut", [pytest.param(0, id="one-read"), pytest.param(1, id="bytewise"), pytest.param(5)]
+)
+def test_strict_checks_each_line_however_the_block_is_cut(cut: int) -> None:
+    # In an unfinished block strict mode checks each line as it completes
+    # (_check_line), in a complete one with the block (_process_block): the
+    # same rules either way.
+    pieces = [STRICT_VALID[i : i + cut] for i in range(0, len(STRICT_VALID), cut)] if cut else [
+        STRICT_VALID
+    ]
+    assert parse(*pieces, strict=True) == [ev("x\ny\n", "f", "2", 20, "2")]
+
+
+STRICT_ERRORS = [
+    pytest.param(b"id: a\x00b\n", "an id field contains NUL", id="id-with-nul"),
+    pytest.param(b"retry: 1.5\n", "invalid retry value '1.5'", id="retry-not-digits"),
+    pytest.param(b"retry:  5\n", "invalid retry value ' 5'", id="retry-two-spaces"),
+    pytest.param(b"retry:x5\n", "invalid retry value 'x5'", id="retry-no-space"),
+    pytest.param(b"retry: " + b"9" * 50 + b"x\n", f"invalid retry value '{'9' * 40}'",
+                 id="retry-value-cut-to-40"),
+    pytest.param(b"foo: y\n", "unknown field 'foo'", id="unknown-field"),
+    pytest.param(b"f" * 50 + b"\n", f"unknown field '{'f' * 40}'", id="name-cut-to-40"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("line", "message"), STRICT_ERRORS)
+@pytest.mark.parametrize("cut", [0, 1], ids=["one-read", "bytewise"])
+def test_strict_violations_name_the_line(line: bytes, message: str, cut: int) -> None:
+    # Fed a byte at a time, the block never completes: the line is refused
+    # as soon as it ends, not when its block does.
+    stream = b"data: x\n" + line
+    pieces = [stream[i : i + 1] for i in range(len(stream))] if cut else [stream + b"\n"]
+    with pytest.raises(SSEParsingError) as caught:
+        parse(*pieces, strict=True)
+    assert str(caught.value) == message
+
+
+def test_strict_invalid_utf8_is_reported_with_its_cause() -> None:
+    parser = Parser(strict=True)
+    with pytest.raises(SSEParsingError) as caught:
+        parser.feed(b"data: \xff\n\n")
+    assert str(caught.value) == "invalid UTF-8 in the event stream: invalid start byte"
+    assert isinstance(caught.value.__cause__, UnicodeDecodeError)
+
+
+def test_strict_violation_before_invalid_utf8_is_raised_when_nothing_came_before() -> None:
+    with pytest.raises(SSEParsingError, match="unknown field 'foo'"):
+        Parser(strict=True).feed(b"foo: x\n\ndata: \xff\n\n")
 
 
 # -- size limits -----------------------------------------------------------------------
@@ -536,6 +616,82 @@ def test_a_violation_before_invalid_utf8_is_the_error_reported() -> None:
     assert "unknown field" in str(parser.error)
 
 
+@pytest.mark.parametrize("size", [0, -1])
+def test_max_event_size_must_be_positive(size: int) -> None:
+    with pytest.raises(ValueError, match="max_event_size must be positive"):
+        Parser(max_event_size=size)
+
+
+def test_max_event_size_of_one_is_accepted() -> None:
+    assert parse(b"data:\n\n", max_event_size=5) == [ev("")]
+    assert Parser(max_event_size=1).feed(b"x") == []
+
+
+def test_default_max_event_size_is_32_mib() -> None:
+    assert DEFAULT_MAX_EVENT_SIZE == 32 * 1024 * 1024
+    parser = Parser()
+    # A line of exactly the default size is held; one more character is too long.
+    parser.feed(b"data: " + b"x" * (DEFAULT_MAX_EVENT_SIZE - 6))
+    assert parser.buffered == DEFAULT_MAX_EVENT_SIZE
+    with pytest.raises(SSEParsingError, match=r"max_event_size \(33554432 characters\)"):
+        parser.feed(b"x")
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        pytest.param((b"data: a\n\ndata: abcd\n\ndata: b\n\n",), id="one-read"),
+        pytest.param((b"data: a\n\ndata: ab", b"cd\n\ndata: b\n\n"), id="completed-by-a-read"),
+        pytest.param((b"data: a\n\ndata: abcd", b"\n\ndata: b\n\n"), id="line-end-in-next-read"),
+        pytest.param((b"data: a\n\nid:1\ndata:\n\ndata: b\n\n",), id="several-lines"),
+        pytest.param((b"data: a\n\n", b"id:1\n", b"data:\n\ndata: b\n\n"), id="a-line-per-read"),
+    ],
+)
+def test_event_of_exactly_max_event_size_among_other_blocks(pieces: tuple[bytes, ...]) -> None:
+    # "data: abcd" and "id:1\ndata:" are 10 characters: the limit, not over it.
+    expected = parse(*pieces)
+    assert len(expected) == 3
+    bytewise = [bytes([c]) for c in b"".join(pieces)]
+    for strict in (False, True):  # strict mode checks each line as it completes
+        assert parse(*pieces, max_event_size=10, strict=strict) == expected
+        assert parse(*bytewise, max_event_size=10, strict=strict) == expected
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        pytest.param((b"data: a\n\ndata: abcde\n\ndata: b\n\n",), id="one-read"),
+        pytest.param((b"data: a\n\ndata: ab", b"cde\n\ndata: b\n\n"), id="completed-by-a-read"),
+        pytest.param((b"data: a\n\nid:12\ndata:\n\ndata: b\n\n",), id="several-lines"),
+    ],
+)
+def test_event_one_over_max_event_size_among_other_blocks(pieces: tuple[bytes, ...]) -> None:
+    bytewise = [bytes([c]) for c in b"".join(pieces)]
+    for strict in (False, True):
+        for reads in (pieces, bytewise):
+            items, error = until_error(Parser(max_event_size=10, strict=strict), *reads)
+            assert items == [ev("a")]  # what came before it, then the error
+            assert error == "an event or line exceeds max_event_size (10 characters)"
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        pytest.param((b": c\ndata: abc\n\n",), id="one-read"),
+        pytest.param((b": c\n", b"data: abc\n\n"), id="comment-in-its-own-read"),
+        pytest.param((b": ", b"c\ndata: abc\n\n"), id="comment-cut"),
+        pytest.param((b": ", b"c\ndata: abc\n", b"\n"), id="comment-cut-then-the-block"),
+        pytest.param((b": c\nda", b"ta: abc\n\n"), id="data-line-cut"),
+    ],
+)
+def test_a_comment_line_counts_once_toward_the_event_size(pieces: tuple[bytes, ...]) -> None:
+    # ": c\ndata: abc" is 13 characters, its comment line included.
+    assert parse(*pieces, max_event_size=13) == [comment("c"), ev("abc")]
+    items, error = until_error(Parser(max_event_size=12), *pieces)
+    assert items == [comment("c")]
+    assert error is not None
+
+
 def test_events_within_max_event_size_pass() -> None:
     stream = (b"data: " + b"x" * 40 + b"\n\n") * 10
     assert parse(stream, max_event_size=100) == [ev("x" * 40)] * 10
@@ -630,6 +786,21 @@ def test_retry_with_more_than_4300_digits_does_not_crash() -> None:
 
 
 @pytest.mark.parametrize(
+    ("digits", "retry"),
+    [
+        pytest.param("9" * 15, 10**15 - 1, id="15-digits-exact"),
+        pytest.param("1" + "0" * 15, 10**15, id="16-digits-the-cap"),
+        pytest.param("9" * 16, 10**15, id="16-digits-held-at-the-cap"),
+        pytest.param("0" * 30 + "9" * 15, 10**15 - 1, id="leading-zeros-do-not-count"),
+    ],
+)
+def test_retry_values_beyond_the_cap_are_held_at_it(digits: str, retry: int) -> None:
+    parser = Parser()
+    feed(parser, f"retry: {digits}\n\n".encode())
+    assert parser.retry == retry
+
+
+@pytest.mark.parametrize(
     ("stream", "retry"),
     [
         pytest.param(b"retry: 5000\n", 5000, id="lf"),
@@ -638,6 +809,10 @@ def test_retry_with_more_than_4300_digits_does_not_crash() -> None:
         pytest.param(b"retry: 5000", None, id="line-not-finished"),
         pytest.param(b"retry: 1.5\n", None, id="invalid"),
         pytest.param(b"retry: 5000\n\nretry: 7\n", 7, id="after-a-finished-block"),
+        pytest.param(b"retry:5000\n", 5000, id="no-space"),
+        pytest.param(b"retry:  5000\n", None, id="two-spaces"),
+        pytest.param(b"retry 5000\nretry\n", None, id="no-colon"),
+        pytest.param(b"data: retry: 5\nxretry: 6\n", None, id="not-the-field-name"),
     ],
 )
 def test_retry_of_unfinished_block_applies_at_end(stream: bytes, retry: Optional[int]) -> None:
@@ -652,6 +827,63 @@ def test_retry_of_unfinished_block_applies_at_end(stream: bytes, retry: Optional
     reference = ReferenceStream()
     reference.parse(stream)
     assert reference.reconnection_time == retry
+
+
+BIG = 9000  # over MERGED_PIECE: each read of the block stays its own piece
+
+
+@pytest.mark.parametrize(
+    ("pieces", "expected"),
+    [
+        pytest.param((b"data: " + b"x" * BIG, b"y\n", b"\n"), [ev("x" * BIG + "y")],
+                     id="blank-line-on-the-seam"),
+        pytest.param((b"data: " + b"x" * BIG, b"y\n\n"), [ev("x" * BIG + "y")],
+                     id="blank-line-in-the-last-read"),
+        pytest.param((b": " + b"c" * BIG, b"cc", b"d\ndata: x\n\n"),
+                     [comment("c" * (BIG + 2) + "d"), ev("x")], id="comment-line"),
+        pytest.param((b"retry: " + b"1" * BIG, b"11", b"2\n\n"), [], id="retry-line"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("strict", [False, True], ids=["lenient", "strict"])
+def test_a_block_held_in_several_pieces_is_joined_exactly(
+    pieces: tuple[bytes, ...], expected: list[Item], strict: bool
+) -> None:
+    parser = Parser(strict=strict)
+    assert feed(parser, *pieces) == expected
+    assert parser.error is None
+
+
+def test_strict_mode_checks_a_line_that_starts_a_new_piece() -> None:
+    # The line end after a big line is a piece of its own; the next line
+    # starts after it, not in the big piece before.
+    pieces = (b"data: " + b"x" * BIG, b"\n", b"foo", b"bar: x\n")
+    items, error = until_error(Parser(strict=True), *pieces)
+    assert items == []
+    assert error == "unknown field 'foobar'"
+
+
+def test_an_empty_event_type_is_message_on_the_one_pass_path() -> None:
+    parser = Parser()
+    usual = b"event: \nid: 1\ndata: x\n\nevent: \ndata: y\n\n"
+    for _ in range(3):  # the second read on takes the one-pass path
+        events = parser.feed(usual)
+        assert [(e.data, e.event, e.type) for e in events] == [  # type: ignore[union-attr]
+            ("x", "", "message"), ("y", "", "message")
+        ]  # fmt: skip
+
+
+def test_retry_of_a_block_held_in_several_pieces_applies_at_end() -> None:
+    parser = Parser()
+    feed(parser, b"data: " + b"x" * BIG + b"\n", b"retry: 5000\n")
+    parser.end()
+    assert parser.retry == 5000
+
+
+def test_retry_of_unfinished_block_cut_into_reads_applies_at_end() -> None:
+    parser = Parser()
+    feed(parser, b"data: x\nret", b"ry: 50", b"00\nretry: 7")
+    parser.end()
+    assert parser.retry == 5000
 
 
 @pytest.mark.parametrize(
@@ -727,6 +959,60 @@ def test_usual_blocks_take_the_one_pass_path_and_a_miss_backs_off(
     for _ in range(3):
         simple.feed(b"data: a\n\ndata: b\n\n")
     assert tries == [True, False, True]  # one-line data blocks keep the split path
+
+
+def test_a_one_pass_miss_backs_off_doubling_up_to_64_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    tries: list[int] = []
+    one_pass = Parser._parse_structured
+    read = 0
+
+    def spy(self: Parser, *args: object) -> bool:
+        tries.append(read)
+        return one_pass(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Parser, "_parse_structured", spy)
+    parser = Parser()
+    miss = b": ping\n\nevent: a\nid: 1\ndata: x\n\n"  # a comment: never one pass
+    for read in range(400):  # noqa: B007  # read by spy
+        parser.feed(miss)
+    gaps = [later - earlier for earlier, later in zip(tries, tries[1:])]
+    # After the n-th miss in a row, the next min(2 ** (n - 1), 64) reads skip it.
+    assert gaps[:9] == [2, 3, 5, 9, 17, 33, 65, 65, 65]
+
+
+LONG = "x" * 1500
+LONG_BLOCK_STREAMS = {
+    "one-line-blocks": f"data: {LONG}\n\ndata: {LONG}y\n\ndata: {LONG}z\n\n",
+    "a-block-of-several-lines-between": f"data: {LONG}\n\ndata: a\ndata: b\n\ndata: {LONG}\n\n",
+    "several-long-lines": f"data: {LONG}\ndata: {LONG}\n\nid: 7\ndata: {LONG}\n\n",
+    "extra-blank-lines": f"\n\ndata: {LONG}\n\n\n\ndata: {LONG}\n\n\n",
+    "short-blocks-after": f"data: {LONG}\n\ndata: a\n\ndata: b\n\nevent: e\ndata: c\n\n",
+    "no-space-after-colon": f"data:{LONG}\n\ndata: {LONG}\n\ndata:x\n\n",
+    "unfinished-block-after": f"data: {LONG}\n\ndata: {LONG}\n\ndata: part",
+    "unfinished-line-after": f"data: {LONG}\n\ndata: {LONG}\n\nda",
+    "lone-lf-ends": f"data: {LONG}\ndata: x\n\n: c\ndata: {LONG}\n\n",
+    "empty-data": f"data: \n\ndata: {LONG}\n\ndata:\n\n",
+    "line-ends-near-the-cut": f"data: {LONG}\n\nd\n\ndata: {LONG}\n\nx\n\n",
+    "one-character-second-line": f"data: {LONG}\n:\n\ndata: {LONG}\n\n",
+}
+
+
+@pytest.mark.parametrize("name", list(LONG_BLOCK_STREAMS))
+@pytest.mark.parametrize("read_size", [None, 1024, 1501, 3011], ids=lambda n: f"reads-{n}")
+def test_long_blocks_take_the_memchr_path_and_agree_with_the_reference(
+    name: str, read_size: Optional[int]
+) -> None:
+    # A read of big events makes the next read split its blocks by memchr
+    # (_take_data_lines, _split_sparse) rather than str.split; whatever the
+    # blocks and the cuts, the items are those of the reference.
+    prime = f"data: {LONG}\n\ndata: {LONG}\n\n".encode()
+    body = LONG_BLOCK_STREAMS[name].encode()
+    stream = prime + body + prime + body
+    size = read_size or len(body)
+    pieces = [prime] + [stream[i : i + size] for i in range(len(prime), len(stream), size)]
+    parser = Parser()
+    items = feed(parser, *pieces)
+    assert items == reference_parse(stream)[0]
 
 
 # -- comments at once ----------------------------------------------------------------------

@@ -141,9 +141,11 @@ def test_parse_retry_after_http_date_is_measured_from_the_clock_by_default() -> 
 
 
 def test_negative_settings_are_refused() -> None:
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(ValueError, match=r"^retry delays must not be negative$"):
         Backoff(-1, 1000)
-    with pytest.raises(ValueError, match="max_retries"):
+    with pytest.raises(ValueError, match=r"^retry delays must not be negative$"):
+        Backoff(1000, -1)
+    with pytest.raises(ValueError, match=r"^max_retries must not be negative$"):
         Backoff(1000, 1000, max_retries=-1)
 
 

@@ -230,3 +230,38 @@ def test_a_long_read_that_ends_inside_a_size_line_waits_for_its_end() -> None:
     assert decoder.feed(f"{len(big):x}\r\n".encode() + big + b"\r\n1") == big
     assert decoder.feed(b"0\r\n" + b"y" * 16 + b"\r\n0\r\n\r\n") == b"y" * 16
     assert decoder.done
+
+
+@pytest.mark.parametrize(
+    ("pieces", "message"),
+    [
+        pytest.param([b"zz\r\n"], "invalid chunk-size line b'zz'", id="not-hex"),
+        pytest.param([b"z" * 50 + b"\r\n"], f"invalid chunk-size line b'{'z' * 40}'",
+                     id="not-hex-cut-to-40"),
+        pytest.param([b"-5\r\nabcde\r\n"], "invalid chunk size b'-5'", id="negative"),
+        pytest.param([b"-" + b"0" * 49 + b"5\r\n"], f"invalid chunk size b'-{'0' * 39}'",
+                     id="negative-cut-to-40"),
+        pytest.param([b"-5;x\r\nabcde\r\n"], "invalid chunk size b'-5;x'",
+                     id="negative-with-extension"),
+        pytest.param([b"-5;" + b"x" * 50 + b"\r\n"], f"invalid chunk size b'-5;{'x' * 37}'",
+                     id="negative-with-extension-cut-to-40"),
+        pytest.param([b"1" * (MAX_SIZE_LINE + 1)], "a chunk-size line is too long",
+                     id="endless-size-line"),
+        pytest.param([b"3\r\nabcd\r\n"], "a chunk is not followed by CRLF", id="too-long"),
+        pytest.param([b"3\r\nab", b"cd\r\n"], "a chunk is not followed by CRLF",
+                     id="too-long-across-reads"),
+    ],
+)  # fmt: skip
+def test_framing_errors_say_what_is_wrong(pieces: list[bytes], message: str) -> None:
+    decoder = ChunkedDecoder()
+    for piece in pieces:
+        try:
+            decoder.feed(piece)  # the payload before a break comes first...
+        except ChunkedEncodingError:
+            break
+    assert decoder.stopped
+    assert decoder.error is not None
+    assert str(decoder.error) == message
+    with pytest.raises(ChunkedEncodingError) as caught:
+        decoder.feed(b"")  # ...and the error is raised by the next read
+    assert caught.value is decoder.error
