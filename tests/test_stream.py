@@ -26,11 +26,13 @@ def _left_when_closed(events: list[bytes]) -> tuple[object, threading.Event]:
     left = threading.Event()
 
     def handler(conn: StreamConnection) -> None:
-        conn.send_headers()
-        for piece in events:
-            conn.send(piece)
-        conn.stall()  # silent until the client leaves
-        left.set()
+        try:
+            conn.send_headers()
+            for piece in events:
+                conn.send(piece)
+            conn.stall()  # silent until the client leaves
+        finally:
+            left.set()  # also when the client left before all was sent (a broken pipe)
 
     return handler, left
 
