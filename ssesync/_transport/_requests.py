@@ -72,6 +72,14 @@ def _past_interim(
         response.headers = requests.structures.CaseInsensitiveDict(response.raw.headers)
         if not response.is_redirect:
             return response
+        # urllib3 took the interim head for the response and would pool the
+        # connection as reusable (the redirect's "Connection: close" came
+        # after it): read the redirect's body now and close the connection,
+        # so the next request opens a fresh one instead of a closed socket.
+        connection = response.raw.connection
+        response.content  # noqa: B018  (read now; resolve_redirects keeps it)
+        if connection is not None:
+            connection.close()
         hops = session.resolve_redirects(response, response.request, timeout=timeout, **settings)
         for hop in hops:
             response = hop  # the last one counts
