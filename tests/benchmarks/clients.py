@@ -572,6 +572,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 1
     result["elapsed"] = elapsed
     result["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["minflt"] = after.ru_minflt - before.ru_minflt  # page faults: fresh memory touched
     print(json.dumps(result))
     return 0
 
