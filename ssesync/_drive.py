@@ -80,6 +80,13 @@ def run(
                             break
                         items = received(data)
                         if items:
+                            # Held until the next batch, as an iterating
+                            # caller's loop variable holds its last event:
+                            # freed at once, a big event's memory is handed
+                            # back to the system by malloc (a thread's arena
+                            # is trimmed once that much is free at its top)
+                            # and faulted in again for the next one.
+                            _held = items
                             if deliver is not None:
                                 deliver(items, loop.plain)
                             elif loop.plain:

@@ -30,7 +30,9 @@ Python. Everything else goes through the field-by-field rules.
 from __future__ import annotations
 
 import codecs
+import operator
 import re
+from itertools import repeat
 from typing import Callable, Optional, Union
 
 from ._event import Event
@@ -42,6 +44,8 @@ __all__ = ["DEFAULT_MAX_EVENT_SIZE", "Parser"]
 DEFAULT_MAX_EVENT_SIZE = 32 * 1024 * 1024
 
 _new_event = tuple.__new__
+_contains = operator.contains
+_LF = repeat("\n")
 _utf8_decode = codecs.utf_8_decode
 
 
@@ -67,8 +71,11 @@ class Parser:
         "_errors",
         "_long_blocks",
         "_max_size",
+        "_messages_misses",
+        "_messages_skip",
         "_pending",
         "_pending_ends_lf",
+        "_pending_lf",
         "_pending_size",
         "_strict",
         "_structured",
@@ -102,11 +109,15 @@ class Parser:
         self._pending: list[str] = []
         self._pending_size = 0
         self._pending_ends_lf = False
+        self._pending_lf = False  # whether any piece holds an LF (see _complete_line)
         # Where in _pending the comment line still in progress starts, if any.
         self._comment_from: Optional[int] = None
         self._max_size = max_event_size
         self._strict = strict
         self._long_blocks = False  # whether the last read's blocks were long
+        # The backoff of _parse_messages, as of _parse_structured.
+        self._messages_misses = 0
+        self._messages_skip = 0
         # Whether the next read tries _parse_structured, and its backoff.
         self._structured = False
         self._structured_misses = 0
@@ -257,10 +268,13 @@ class Parser:
             if self._pending_size + first > self._max_size or self._strict:
                 self._lines(text, 0, out)  # finds the exact point of failure
                 return
-            pending.append(text[:first])
-            block = "".join(pending)
-            self._clear_pending()
-            self._finish_block(block, out)
+            if self._pending_lf or text.find("\n") != first or pending[0][:6] != "data: ":
+                pending.append(text[:first])
+                block = "".join(pending)
+                self._clear_pending()
+                self._finish_block(block, out)
+            else:
+                self._complete_line(text[:first], out)
             start = first + 2
         if start <= cut:
             if cut - start > self._max_size and self._has_long_block(text, start, cut):
@@ -272,6 +286,24 @@ class Parser:
                 self._parse_blocks(text, start, cut, out)
         if cut + 2 < len(text):
             self._add_pending(text[cut + 2 :], out)
+
+    def _complete_line(self, rest: str, out: list[Union[Event, str]]) -> None:
+        """Dispatch the pending block, one ``data:`` line so far, ended by ``rest``.
+
+        What :meth:`_finish_block` does for that shape, without the copy of
+        the whole block that slicing ``"data: "`` off it would cost: only the
+        first piece is sliced. For a big event that is one copy of it less,
+        and one allocation of its size less, which is what lets the memory
+        freed by the previous event be reused rather than handed back to the
+        system and faulted in again (``malloc`` trims a thread's arena once
+        that much is free at its top).
+        """
+        pending = self._pending
+        pending[0] = pending[0][6:]
+        pending.append(rest)
+        data = "".join(pending)
+        self._clear_pending()
+        out.append(_new_event(Event, (data, None, None, None, self.last_event_id, "message")))
 
     def _add_pending(self, text: str, out: list[Union[Event, str]]) -> None:
         """Hold ``text``, which has no blank line, as (more of) the unfinished block."""
@@ -321,6 +353,8 @@ class Parser:
             pending[-1] += text
         else:
             pending.append(text)
+        if not self._pending_lf and "\n" in text:
+            self._pending_lf = True
 
     def _lines(self, text: str, pos: int, out: list[Union[Event, str]]) -> None:
         """Parse ``text[pos:]`` line by line, with the pending block as the state.
@@ -438,6 +472,7 @@ class Parser:
         self._pending.clear()  # in place: _feed_text holds a reference to this list
         self._pending_size = 0
         self._pending_ends_lf = False
+        self._pending_lf = False
         self._comment_from = None
 
     def _finish_block(self, block: str, out: list[Union[Event, str]]) -> None:
@@ -459,7 +494,17 @@ class Parser:
         Each block of the single line ``data: <text>`` is built right here;
         any other goes through :meth:`_process_block`. What the blocks looked
         like picks the path for the next read (see :meth:`_parse_structured`).
+        When every block has that shape, :meth:`_parse_messages` builds them
+        all at once.
         """
+        if self._messages_skip:
+            self._messages_skip -= 1
+        elif text.startswith("data: ", start) and self._parse_messages(text, start, cut, out):
+            if self._structured_skip:
+                self._structured_skip -= 1
+            else:
+                self._structured = False
+            return
         append = out.append
         last_event_id = self.last_event_id
         size = cut - start
@@ -486,6 +531,36 @@ class Parser:
             self._structured_skip -= 1
         else:
             self._structured = not simple
+
+    def _parse_messages(
+        self, text: str, start: int, cut: int, out: list[Union[Event, str]]
+    ) -> bool:
+        """Build the events of ``text[start:cut]`` if its blocks are all ``data: <text>``.
+
+        ``text[start:cut]`` starts with ``"data: "``. Split on
+        ``"\n\ndata: "``, it gives the data of blocks of that shape exactly
+        when no piece holds an LF (each a memchr); then the splitting, the
+        checking and the building of the events all run in C, with no Python
+        step per event. Otherwise nothing is added and
+        the next few reads skip this path (twice as many after each miss, up
+        to 64), as for :meth:`_parse_structured`.
+        """
+        datas = text[start + 6 : cut].split("\n\ndata: ")
+        if any(map(_contains, datas, _LF)):
+            self._messages_misses = min(self._messages_misses * 2 or 1, 64)
+            self._messages_skip = self._messages_misses
+            return False
+        self._messages_misses = 0
+        self._long_blocks = cut - start > LONG_BLOCK * len(datas)
+        none = repeat(None)
+        out.extend(
+            map(
+                _new_event,
+                repeat(Event),
+                zip(datas, none, none, none, repeat(self.last_event_id), repeat("message")),
+            )
+        )
+        return True
 
     def _parse_structured(
         self, text: str, start: int, end: int, out: list[Union[Event, str]]

@@ -145,6 +145,29 @@ def usual_blocks(draw: st.DrawFn) -> bytes:
 
 USUAL_STREAMS = st.lists(usual_blocks(), min_size=1, max_size=12).map(b"".join)
 
+
+@st.composite
+def message_blocks(draw: st.DrawFn) -> bytes:
+    """Mostly ``data: <value>`` blocks, what ``_parse_messages`` takes whole.
+
+    Every few blocks something close to that shape (no space, two spaces,
+    an empty value, a second data line, a comment, stray blank lines, an
+    ``id:``, CRLF ends) makes a read fall back, or is taken whole when it
+    only looks odd (``data:  x``, ``data: ``).
+    """
+    end = draw(st.sampled_from([b"\n"] * 8 + [b"\r\n", b"\r"]))
+    block = b"data: " + draw(values())
+    if draw(st.integers(0, 5)) == 0:
+        block = draw(st.sampled_from([
+            b"data:x", b"data:  x", b"data: ", b"data", b"data: a" + end + b"data: b",
+            b": ping", b"id: 7" + end + b"data: x", b"data: x" + end, end + b"data: y",
+            b"data: \ndata", b"event: e" + end + b"data: z",
+        ]))  # fmt: skip
+    return block + end + end
+
+
+MESSAGE_STREAMS = st.lists(message_blocks(), min_size=1, max_size=16).map(b"".join)
+
 #: Arbitrary bytes drawn from the bytes that matter most to the parser.
 DENSE_BYTES = st.lists(
     st.sampled_from([b"\r", b"\n", b":", b" ", b"d", b"data", b"id", b"retry", b"event",
@@ -175,7 +198,12 @@ def cut(draw: st.DrawFn, stream: st.SearchStrategy[bytes]) -> tuple[bytes, list[
 
 
 def feed_all(
-    pieces: Sequence[bytes], *, one_pass: bool = False, long_blocks: bool = False, **kwargs: object
+    pieces: Sequence[bytes],
+    *,
+    one_pass: bool = False,
+    long_blocks: bool = False,
+    messages: Optional[bool] = None,
+    **kwargs: object,
 ) -> tuple[list[Item], Parser]:
     """Feed the pieces in turn, optionally forcing a path on every read.
 
@@ -184,6 +212,8 @@ def feed_all(
     long blocks only after a read whose blocks averaged over 512 characters;
     ``one_pass`` and ``long_blocks`` force them on every read, so that both
     their success and their fallback run on whatever the strategy drew.
+    ``messages`` forces the all-messages path (``_parse_messages``) on
+    (``True``: tried on every read, despite its backoff) or off (``False``).
     Each read's ``plain`` flag is checked against what the read returned and
     the last event ID, which the reader then takes as unchanged.
     """
@@ -194,6 +224,8 @@ def feed_all(
             parser._structured, parser._structured_skip = True, 0
         if long_blocks:
             parser._long_blocks = True
+        if messages is not None:
+            parser._messages_skip = 0 if messages else 1 << 30
         last_event_id = parser.last_event_id
         got = parser.feed(piece)
         if parser.error is not None:
@@ -242,6 +274,8 @@ def test_cut_reads_match_one_read_and_reference(case: tuple[bytes, list[bytes]])
     assert items == one_read
     assert feed_all(pieces, one_pass=True)[0] == items
     assert feed_all(pieces, long_blocks=True)[0] == items
+    assert feed_all(pieces, messages=True)[0] == items
+    assert feed_all(pieces, messages=False)[0] == items
     assert canon(items) == canon(reference.items)
     assert parser.last_event_id == reference.last_event_id
     # The reconnection time, once the stream has ended (the parser applies
@@ -267,6 +301,30 @@ def test_usual_streams_cut_anywhere_match_the_reference(case: tuple[bytes, list[
         items, parser = feed_all(pieces, one_pass=one_pass, long_blocks=long_blocks)
         assert canon(items) == canon(expected)
         assert parser.last_event_id == expected_last_id
+
+
+@SETTINGS
+@given(case=cut(MESSAGE_STREAMS), last_event_id=st.sampled_from(["", "seed"]))
+@example(case=(b"data: a\n\ndata: \n\ndata:  b\n\n", [b"data: a\n\ndata: \n\ndata:  b\n\n"]),
+         last_event_id="seed")
+@example(case=(b"data: a\n\n\ndata: b\n\n", [b"data: a\n\n\ndata: b\n\n"]), last_event_id="")
+@example(case=(b"data: a\n\ndata: b\ndata: c\n\n", [b"data: a\n\ndata: b\ndata: c\n\n"]),
+         last_event_id="")
+def test_message_streams_cut_anywhere_match_the_reference(
+    case: tuple[bytes, list[bytes]], last_event_id: str
+) -> None:
+    # Streams of one-line data blocks take _parse_messages; the examples pin
+    # its edges: empty data and a second space taken whole, a stray blank
+    # line and a two-line block sent back to the block-by-block path.
+    data, pieces = case
+    expected, expected_last_id = reference_parse(data, last_event_id)
+    for messages in (None, True, False):
+        for long_blocks in (False, True):
+            items, parser = feed_all(
+                pieces, messages=messages, long_blocks=long_blocks, last_event_id=last_event_id
+            )
+            assert canon(items) == canon(expected)
+            assert parser.last_event_id == expected_last_id
 
 
 @SETTINGS

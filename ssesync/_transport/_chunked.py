@@ -10,7 +10,10 @@ read in large blocks and the cost per chunk is a ``find`` and a slice.
 
 It is as lenient about chunk-size lines as http.client (which also parses
 them with ``int(..., 16)``), ignores chunk extensions and trailers, and
-stops at the last chunk. Like the event parser, it never loses what it
+stops at the last chunk. A read that holds many whole chunks (a fast
+stream of small events) is split on CRLF in one call, and the chunk sizes
+are checked against the payloads' lengths without a Python step per chunk
+(:meth:`ChunkedDecoder._whole_chunks`). Like the event parser, it never loses what it
 completed to a later error: a read whose intact chunks are followed by a
 broken size line returns their payload and keeps the error in
 :attr:`ChunkedDecoder.error`, raised by the next call.
@@ -18,12 +21,16 @@ broken size line returns their payload and keeps the error in
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Callable, Optional
 
 __all__ = ["ChunkedDecoder", "ChunkedEncodingError"]
 
 #: The longest chunk-size line accepted (size, extensions), in bytes.
 MAX_SIZE_LINE = 4096
+
+#: Reads with at least this many bytes of whole chunks try the bulk path.
+BULK_MIN = 512
 
 
 class ChunkedEncodingError(ValueError):
@@ -33,12 +40,15 @@ class ChunkedEncodingError(ValueError):
 class ChunkedDecoder:
     """Strips chunked framing from a body fed in arbitrary pieces."""
 
-    __slots__ = ("_crlf", "_left", "_tail", "done", "error", "stopped")
+    __slots__ = ("_crlf", "_left", "_misses", "_skip", "_tail", "done", "error", "stopped")
 
     def __init__(self) -> None:
         self._tail = b""  # an incomplete chunk-size line carried to the next feed
         self._left = 0  # payload bytes still due in the current chunk
         self._crlf = 0  # bytes of the CRLF after a chunk's payload still to skip
+        # The bulk path's backoff: reads to skip it for, and the last such pause.
+        self._skip = 0
+        self._misses = 0
         #: Whether the last chunk (size 0) has been seen: the body is complete.
         self.done = False
         #: The framing error met after payload that was returned, if any.
@@ -92,6 +102,13 @@ class ChunkedDecoder:
             pos = self._finish_chunk(data, append)
             if self._left or self._crlf:
                 return
+        # Small chunks (a size of at most two hex digits) go in bulk; the
+        # loop is faster for bigger ones, its finds skip their payloads.
+        if end - pos >= BULK_MIN and 0 < data.find(b"\r\n", pos, pos + 4) - pos <= 2:
+            if self._skip:
+                self._skip -= 1
+            else:
+                pos = self._whole_chunks(data, pos, pieces)
         find = data.find
         startswith = data.startswith
         while pos < end:
@@ -122,6 +139,39 @@ class ChunkedDecoder:
                 self._left = size
                 pos = start + self._finish_chunk(data[start:], append)
                 break
+
+    def _whole_chunks(self, data: bytes, pos: int, pieces: list[bytes]) -> int:
+        """Take the whole chunks that start ``data[pos:]`` at once; return where they end.
+
+        Split on CRLF, a run of whole chunks is the tokens size, payload,
+        size, payload, …: they are taken when each size parses as the loop
+        below would parse it and equals the next token's length, all checked
+        in C. Framing is read from the start, so tokens that check out are
+        the framing the loop would find; an empty payload (the last chunk,
+        size 0, perhaps) ends the run. Any doubt — a payload holding CRLF, an
+        extension, a bad size — leaves the whole read to the loop, and the
+        next few reads skip this path (twice as many after each miss, up to
+        64).
+        """
+        tokens = (data[pos:] if pos else data).split(b"\r\n")
+        whole = (len(tokens) - 1) >> 1  # the last token has no CRLF after it
+        payloads = tokens[1 : 2 * whole : 2]
+        lengths = list(map(len, payloads))
+        if 0 in lengths:  # the last chunk, perhaps: the loop takes it and what follows
+            whole = lengths.index(0)
+            del payloads[whole:], lengths[whole:]
+        sizes = tokens[0 : 2 * whole : 2]
+        try:
+            declared = list(map(int, sizes, repeat(16)))
+        except ValueError:
+            declared = []
+        if declared != lengths or not whole:
+            self._misses = min(self._misses * 2 or 1, 64)
+            self._skip = self._misses
+            return pos
+        self._misses = 0
+        pieces.extend(payloads)
+        return pos + sum(map(len, sizes)) + sum(lengths) + 4 * whole
 
     def _finish_chunk(self, data: bytes, append: Callable[[bytes], None]) -> int:
         """Take what ``data`` holds of the chunk in progress; return the bytes used."""

@@ -28,7 +28,7 @@ from operator import attrgetter
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
-from .workloads import FIELD_TYPES, Tally
+from .workloads import FIELD_TYPES, Tally, raise_file_limit
 
 Opener = Callable[[str], tuple[Iterable[Any], Callable[[], None]]]
 
@@ -424,6 +424,9 @@ def concurrent(spec: dict[str, Any]) -> dict[str, Any]:
     """Many sources at once; each must get events 0..count-1 in order."""
     client, url = spec["client"], spec["url"]
     sources, count = spec["sources"], spec["events"]
+    enough, soft, hard = raise_file_limit(sources)
+    if not enough:
+        raise RuntimeError(f"{sources} sockets need more files than allowed ({soft}, hard {hard})")
     # results[k] = [events seen, events out of order, error or None]
     results: list[list[Any]] = [[0, 0, None] for _ in range(sources)]
 
@@ -572,6 +575,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 1
     result["elapsed"] = elapsed
     result["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["minflt"] = after.ru_minflt - before.ru_minflt  # page faults: fresh memory touched
     print(json.dumps(result))
     return 0
 

@@ -34,6 +34,7 @@ from .workloads import (
     Tally,
     concurrent_data,
     latency_data,
+    raise_file_limit,
     throughput_event,
 )
 
@@ -164,7 +165,9 @@ class Server:
         self.bodies: dict[tuple[str, str], list[Buffer]] = {}
         self.expected: dict[str, dict[str, int]] = {}
         self.latency: Optional[tuple[int, float]] = None
-        self.ticker: Optional[_Ticker] = None
+        self.tickers: dict[str, _Ticker] = {}
+        #: Why a workload cannot be served (the file limit), by name.
+        self.unavailable: dict[str, str] = {}
         for name in names:
             workload = WORKLOADS[name]
             count, _, _ = workload.scaled(quick)
@@ -176,11 +179,18 @@ class Server:
             elif workload.kind == "latency":
                 self.latency = (count, workload.interval)
             else:
-                self.ticker = _Ticker(count, workload.interval)
+                _, sources, _ = workload.scaled(quick)
+                enough, soft, hard = raise_file_limit(sources)
+                if not enough:
+                    self.unavailable[name] = (
+                        f"the server may open {soft} files (hard limit {hard}), "
+                        f"{sources} streams need more"
+                    )
+                self.tickers[name] = _Ticker(count, workload.interval)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1024)
+        self.sock.listen(4096)
         self.port: int = self.sock.getsockname()[1]
 
     def serve_forever(self) -> None:
@@ -210,9 +220,9 @@ class Server:
             elif name == "latency" and self.latency is not None:
                 conn.sendall(HEADERS[body])
                 self._send_latency(conn, body, *self.latency)
-            elif name == "concurrent" and self.ticker is not None:
+            elif name in self.tickers:
                 conn.sendall(HEADERS[body])
-                self.ticker.add(conn, body)
+                self.tickers[name].add(conn, body)
                 return  # the ticker ends the response
             else:
                 conn.sendall(_NOT_FOUND)
@@ -245,6 +255,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         "port": server.port,
         "pid": os.getpid(),
         "expected": server.expected,
+        "unavailable": server.unavailable,
         "setup_s": round(time.perf_counter() - started, 3),
     }
     print(json.dumps(info), flush=True)

@@ -18,6 +18,7 @@ than the event it just got).
 
 from __future__ import annotations
 
+import resource
 import zlib
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ __all__ = [
     "Workload",
     "concurrent_data",
     "latency_data",
+    "raise_file_limit",
     "throughput_event",
 ]
 
@@ -107,8 +109,44 @@ WORKLOADS: dict[str, Workload] = {
             quick_sources=50,
             interval=0.05,
         ),
+        Workload(
+            "concurrent2000",
+            "concurrent",
+            "started sources, 1 event / 500 ms each",
+            20,
+            6,
+            120,
+            60,
+            bodies=("chunked",),
+            sources=2000,
+            quick_sources=500,
+            interval=0.5,
+        ),
     )
 }
+
+#: File descriptors a process needs besides its sockets (interpreter, pipes).
+SPARE_FILES = 64
+
+
+def raise_file_limit(sockets: int) -> tuple[bool, int, int]:
+    """Raise this process's soft ``RLIMIT_NOFILE`` so ``sockets`` more can be open.
+
+    Returns ``(enough, soft, hard)``: whether the limit now allows it, and the
+    limits after the attempt. Only the soft limit can be raised, up to the
+    hard one; above that it takes privileges (``ulimit -Hn`` as root, or
+    ``LimitNOFILE`` of a service), so the caller reports it instead.
+    """
+    needed = sockets + SPARE_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft == resource.RLIM_INFINITY or soft >= needed, soft, hard
 
 
 def throughput_event(workload: str, i: int) -> tuple[list[bytes], list[bytes]]:

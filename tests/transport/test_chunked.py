@@ -63,6 +63,42 @@ def test_any_cut_gives_the_payload_and_the_end(
     assert decode(pieces) == (b"".join(chunks), True)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(
+        st.one_of(st.binary(min_size=1, max_size=30), st.sampled_from([b"x\r\ny", b"\r\n"])),
+        min_size=20,
+        max_size=80,
+    ),
+    style=st.sampled_from(["plain", "upper", "zeros", "extension", "mixed"]),
+    cut=st.integers(0, 200),
+)
+def test_a_read_of_many_small_chunks_decodes_as_byte_by_byte(
+    chunks: list[bytes], style: str, cut: int
+) -> None:
+    # Reads of many small chunks take the bulk path (_whole_chunks): any
+    # payload with CRLF, extension or cut sends them back to the loop, and
+    # either way the payload is what a byte-by-byte decoding gives.
+    styles = [
+        ["plain", "upper", "zeros", "extension"][i % 4] if style == "mixed" else style
+        for i in range(len(chunks))
+    ]
+    body = encode(chunks, styles)
+    whole = decode([body])
+    assert whole == (b"".join(chunks), True)
+    assert decode([body[:cut], body[cut:]]) == whole
+    assert decode([body[i : i + 1] for i in range(len(body))]) == whole
+
+
+def test_a_bulk_read_keeps_what_came_before_a_broken_size_line() -> None:
+    events = [b"data: %d\n\n" % i for i in range(60)]
+    intact = b"".join(b"%x\r\n%s\r\n" % (len(event), event) for event in events)
+    decoder = ChunkedDecoder()
+    assert decoder.feed(intact + b"zz\r\nlost\r\n") == b"".join(events)
+    with pytest.raises(ChunkedEncodingError):
+        decoder.feed(b"")
+
+
 def test_nothing_after_the_last_chunk_is_payload() -> None:
     decoder = ChunkedDecoder()
     assert decoder.feed(b"3\r\nabc\r\n0\r\n\r\n") == b"abc"

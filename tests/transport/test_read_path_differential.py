@@ -118,6 +118,15 @@ def _chunk(data: bytes) -> bytes:
 @st.composite
 def bodies(draw: st.DrawFn) -> Body:
     blocks = draw(st.lists(BLOCKS, max_size=6))
+    if blocks and draw(st.integers(0, 3)) == 0:
+        # A busy stream: reads that fill their buffer (and grow it, see
+        # _body.MIN_READ), many chunks per read (the decoder's bulk path),
+        # many blocks per read (the parser's).
+        # No bare comment lines (a run of them is one block, over the limit);
+        # CRLF ends, which the bulk paths leave to the loops, only at times.
+        crlf = draw(st.booleans())
+        blocks = [b for b in blocks if b != b":\n" and (crlf or b"\r" not in b)]
+        blocks *= draw(st.integers(20, 120))
     framing = draw(st.sampled_from(["chunked", "close"]))
     gzip = draw(st.booleans())
     ending = draw(st.sampled_from(ENDINGS))
