@@ -337,13 +337,29 @@ class Hub:
         self._readable(entry)  # what the response head brought along, and TLS leftovers
 
     def _silent(self, entry: _Entry) -> None:
-        """The read timeout is due: a stream silent that long counts as broken."""
+        """The read timeout is due: a stream silent that long counts as broken.
+
+        Silent means nothing arrived, not nothing was read: a handler (of
+        this source or another) may have held the hub's thread past the
+        deadline while bytes waited in the socket, the TLS layer or the
+        body's buffer. So an overdue source is read once, without blocking,
+        before it is judged; only one that yields nothing has timed out.
+        """
         entry.timer = None
-        if entry.body is None or entry.finished:
+        body = entry.body
+        if body is None or entry.finished:
             return
         read_timeout = entry.loop.options.timeout[1]
         assert read_timeout is not None
         left = entry.last_read + read_timeout - time.monotonic()
+        if left <= 0:
+            last_read = entry.last_read
+            self._readable(entry)
+            if entry.body is not body or entry.finished:
+                return  # the read ended the stream, and the loop has decided what next
+            left = entry.last_read + read_timeout - time.monotonic()
+            if entry.last_read != last_read:
+                left = max(left, 0.001)  # it got bytes: alive, look again later
         if left > 0:  # bytes came meanwhile: look again when they would be due
             reactor = self._reactor
             assert reactor is not None

@@ -251,6 +251,95 @@ def test_a_silent_stream_times_out_and_reconnects(hub: Hub, sse_server: SSEServe
     assert "read timed out" in str(errors.items[0][1])
 
 
+def test_a_slow_handler_makes_no_false_read_timeout_on_another_source(
+    hub: Hub, sse_server: SSEServer
+) -> None:
+    # A's handler holds the hub's thread past B's read timeout, while B's
+    # next event already waits in B's socket: B got data, so it must not
+    # time out (it used to, judged by when the hub last read it).
+    read_timeout = 1.0
+    gate_a, gate_b, b1_sent = threading.Event(), threading.Event(), threading.Event()
+    a_running, release = threading.Event(), threading.Event()
+
+    def a_route(conn: StreamConnection) -> None:
+        conn.send_headers()
+        gate_a.wait(WAIT)
+        conn.event("a")
+        conn.stall()
+
+    def b_route(conn: StreamConnection) -> None:
+        conn.send_headers()
+        conn.event("b0")
+        gate_b.wait(WAIT)
+        conn.event("b1")
+        b1_sent.set()
+        conn.stall()
+
+    sse_server.route("/a", a_route)
+    sse_server.route("/b", b_route, events_then_stall("reconnected"))
+    a = on_hub(hub, sse_server.url_for("/a"))
+    a.on("message", lambda event: (a_running.set(), release.wait(WAIT)))
+    a.start()
+    b_got, b_errors = Collector(), Collector()
+    b = on_hub(hub, sse_server.url_for("/b"), timeout=(5, read_timeout))
+    b.on("message", lambda event: (b_got(event.data), gate_a.set()))
+    b.on_error(b_errors)
+    b.start()
+    assert a_running.wait(WAIT)  # b0 was read before A's event was even sent
+    gate_b.set()
+    assert b1_sent.wait(WAIT)
+    time.sleep(read_timeout + 0.2)  # B's deadline, counted from b0, has passed
+    release.set()
+    assert b_got.wait_for(2) == ["b0", "b1"]
+    a.close()
+    b.close()
+    assert b_errors.items == []
+    assert b_got.items == ["b0", "b1"]
+
+
+def test_a_slow_handler_makes_no_false_read_timeout_on_its_own_source(
+    hub: Hub, sse_server: SSEServer
+) -> None:
+    # "first" is sent only once a second source's event is handled, so the
+    # hub reads it in a round of its own; its handler outlasts the read
+    # timeout while "second" waits in the socket.
+    read_timeout = 1.0
+    go, sent, release = threading.Event(), threading.Event(), threading.Event()
+
+    def route(conn: StreamConnection) -> None:
+        conn.send_headers()
+        conn.event("zero")
+        go.wait(WAIT)
+        conn.event("first")
+        release.wait(WAIT)  # (the handler of "first" runs meanwhile)
+        conn.event("second")
+        sent.set()
+        conn.stall()
+
+    def slow(event: Event) -> None:
+        if event.data == "first":
+            release.set()
+            assert sent.wait(WAIT)
+            time.sleep(read_timeout + 0.2)
+
+    sse_server.route("/s", route, events_then_stall("reconnected"))
+    sse_server.route("/go", events_then_stall("go"))
+    got, errors = Collector(), Collector()
+    source = on_hub(hub, sse_server.url_for("/s"), timeout=(5, read_timeout))
+    source.on("message", slow)
+    source.on("message", lambda event: got(event.data))
+    source.on_error(errors)
+    source.start()
+    got.wait_for(1)
+    trigger = on_hub(hub, sse_server.url_for("/go"))
+    trigger.on("message", lambda event: go.set())
+    trigger.start()
+    assert got.wait_for(3) == ["zero", "first", "second"]
+    source.close()
+    assert errors.items == []
+    assert got.items == ["zero", "first", "second"]
+
+
 # -- closing everything -------------------------------------------------------------------------
 
 
