@@ -340,6 +340,43 @@ def test_a_slow_handler_makes_no_false_read_timeout_on_its_own_source(
     assert got.items == ["zero", "first", "second"]
 
 
+@pytest.mark.parametrize(
+    ("path", "options"),
+    [
+        ("/s", {}),
+        ("/s?a=1&b=%20x&token=t", {"headers": {"X-One": "1", "user-agent": "mine/1"}}),
+        ("/s", {"last_event_id": "7", "headers": {"Accept-Encoding": "gzip", "Host": "h:1"}}),
+    ],
+)
+def test_the_hubs_lean_request_is_the_one_urllib3_sends(
+    sse_server: SSEServer, path: str, options: dict[str, Any]
+) -> None:
+    # The hub's plain requests skip urllib3 (_direct.open_lean): what the
+    # server receives must be byte for byte what a source's own urllib3 sends.
+    sse_server.route("/s", sse_server.raw([b"data: x\n\n"]))
+    with Hub() as hub:
+        for where in (None, hub):
+            source = EventSource(sse_server.url_for(path), hub=where, reconnect=False, **options)
+            source.start()
+            assert source.join(WAIT)
+    plain, lean = sse_server.requests
+    assert lean.head == plain.head
+
+
+def test_a_redirect_from_the_lean_path_is_followed_by_urllib3(
+    hub: Hub, sse_server: SSEServer
+) -> None:
+    sse_server.route("/old", sse_server.redirect("/new", code=307))
+    sse_server.route("/new", events_then_stall("moved"))
+    got = Collector()
+    source = on_hub(hub, sse_server.url_for("/old"))
+    source.on("message", got)
+    source.start()
+    assert [e.data for e in got.wait_for(1)] == ["moved"]
+    assert source.response is not None
+    assert source.response.url.endswith("/new")
+
+
 # -- closing everything -------------------------------------------------------------------------
 
 
