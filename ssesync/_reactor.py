@@ -164,12 +164,14 @@ class Reactor:
             self._guarded(posted.popleft())
 
     def _drain_wake(self) -> None:
-        self._woken = False  # before the posted work runs: a later post wakes again
         try:
             while self._wake_read.recv(4096):
                 pass
         except OSError:
             pass
+        # After the drain (a byte posted during it was drained too) and
+        # before the posted work runs (the next round): a later post wakes again.
+        self._woken = False
 
     def _timeout(self) -> Optional[float]:
         if self._posted or self._again:

@@ -377,6 +377,39 @@ def test_a_redirect_from_the_lean_path_is_followed_by_urllib3(
     assert source.response.url.endswith("/new")
 
 
+def test_a_post_that_races_the_draining_of_wake_ups_still_wakes_the_hub() -> None:
+    # post() writes a wake-up byte only while none is unread. A post made
+    # while the hub drains its wake-ups (its byte drained with the older
+    # ones) must leave the hub either awake or due to wake: never marked
+    # woken with no byte left, which would stall every later post.
+    import select
+
+    from ssesync._reactor import Reactor
+
+    reactor = Reactor(1, "ssesync-test-reactor")
+    wake = reactor._wake_read
+
+    class Racing:
+        raced = False
+
+        def recv(self, size: int) -> bytes:
+            data = wake.recv(size)
+            if not self.raced:
+                self.raced = True
+                reactor.post(lambda: None)  # in the middle of the drain
+            return data
+
+    try:
+        reactor.post(lambda: None)
+        reactor._wake_read = Racing()  # type: ignore[assignment]
+        reactor._drain_wake()
+        reactor._wake_read = wake
+        unread = bool(select.select([wake], [], [], 0)[0])
+        assert unread or not reactor._woken
+    finally:
+        reactor._release()
+
+
 # -- closing everything -------------------------------------------------------------------------
 
 
