@@ -126,6 +126,10 @@ class DirectBody:
         except OSError as exc:
             error = urllib3_error(exc, url)
             raise error from error.__cause__
+        if isinstance(stream, LeanStream):
+            # Ours alone: drop http.client's reader and its 8 KiB buffer (a
+            # quarter of a source's memory); close() copes with no reader.
+            fp.fp = None  # type: ignore[assignment]
         return cls(
             sock,
             url,

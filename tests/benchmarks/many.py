@@ -8,7 +8,8 @@ server's ``time.monotonic_ns()`` taken just before its write (CLOCK_MONOTONIC
 is system-wide on Linux), so a client's latency is its own clock minus that
 when the event reaches user code. Every client run is a fresh subprocess
 (``--client``), with a fresh server (``--serve``); the orchestrator takes the
-child's peak RSS and whole-process CPU from ``os.wait4``.
+child's peak RSS and whole-process CPU from ``os.wait4``. The client's
+imports happen before its clock starts.
 
 The server is one thread over ``select.epoll``: it accepts, answers every
 request with a chunked ``text/event-stream`` response, and sends each due
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import importlib
 import json
 import os
 import resource
@@ -43,6 +45,14 @@ CLIENTS = {
     "aiosonic": "aiosonic SSEClient on asyncio",
 }
 SMALL_CLIENTS = ("ssesync-hub", "launchdarkly")
+#: What each client imports before the clock starts (as in clients.py: imports are not streaming).
+IMPORTS = {
+    "ssesync-hub": ["ssesync"],
+    "ssesync-threads": ["ssesync"],
+    "launchdarkly": ["ld_eventsource", "ld_eventsource.config"],
+    "httpx-sse": ["asyncio", "httpx", "httpx_sse"],
+    "aiosonic": ["asyncio", "aiosonic", "aiosonic.connectors", "aiosonic.pools"],
+}
 
 
 def raise_file_limit(needed: int) -> str:
@@ -253,6 +263,8 @@ def run_aiosonic(url: str, tally: Tally) -> None:
 
 def client_main(name: str, url: str, streams: int, events: int) -> None:
     note = raise_file_limit(streams + 256)
+    for module in IMPORTS.get(name, ()):
+        importlib.import_module(module)
     tally = Tally(streams)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     started = time.monotonic()
