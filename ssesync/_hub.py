@@ -1,27 +1,23 @@
 """Hub: many sources, one reader thread — a second driver of the same read loop.
 
 A thread per started source is right for a few streams and wrong for
-thousands: past a few hundred, wake-ups and the GIL convoy make latency and
-CPU explode. A :class:`Hub` drives the :class:`~ssesync._loop.ReadLoop` of
-every source started on it from one thread, over a selector. It is the
-loop's third driver, beside iteration and the per-source thread of
-``_drive``: the loop's logic — parsing, replays, ``retry:``, backoff,
-reconnects — is the same code, told what happened by a different party.
+thousands (wake-ups and the GIL convoy). A :class:`Hub` drives the
+:class:`~ssesync._loop.ReadLoop` of every source started on it from one
+thread, over a selector: the loop's logic (parsing, replays, ``retry:``,
+backoff, reconnects) is the same code, told what happened by another party.
 
-What runs where. Connecting (DNS, TCP, TLS, sending the request, reading
-the response head) blocks, so it runs on a small pool of worker threads;
-urllib3 does it there as for any source. Once the head is in, the hub's
-thread takes over: the loop checks the response and runs the ``on_open``
-hooks, and the body's socket is read without blocking
-(``_transport._direct``). Everything a source's handlers and hooks do runs
-on the hub's thread, one at a time, in the order the events arrived.
+What runs where. Connecting blocks, so it runs on a small pool of worker
+threads: urllib3, or for plain requests on the hub's own transport the lean
+opener of ``_transport._direct``. Once the head is in, the hub's thread
+takes over: the loop checks the response and runs the ``on_open`` hooks, and
+the body's socket is read without blocking. Every handler and hook runs on
+the hub's thread, one at a time, in the order the events arrived.
 
-The hub's thread is a :class:`~ssesync._reactor.Reactor`: it sleeps in a
-selector until a socket is readable, a timer is due (a read timeout, the end
-of a wait before a reconnect), or another thread posts work (a connect
-finished; ``close()`` or ``reconnect()`` was called). Work from other threads
-is posted, never done there, so a source's state is only ever changed by the
-hub's thread (and the loop's own thread-safe ``close()``).
+The hub's thread is a :class:`~ssesync._reactor.Reactor`: it sleeps until a
+socket is readable, a timer is due (a read timeout, a wait before a
+reconnect), or another thread posts work (a connect finished; ``close()`` or
+``reconnect()``). Work is posted, never done on other threads, so a source's
+state is only changed by the hub's thread (and the loop's own ``close()``).
 """
 
 from __future__ import annotations
@@ -32,20 +28,22 @@ import os
 import threading
 import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ._loop import ReadLoop, Step
 from ._reactor import Reactor, Timer
 from ._sinks import CallbackSink
 from ._transport import (
     TRANSPORT_OPTIONS,
+    Attempt,
+    Request,
     Stream,
     Transport,
     Urllib3Transport,
     build_pool_manager,
     redact_url,
 )
-from ._transport._direct import DirectBody
+from ._transport._direct import DirectBody, open_lean
 from .exceptions import SSEConnectionError, SSEError
 
 if TYPE_CHECKING:
@@ -78,8 +76,7 @@ class _Entry:
         self.connecting = False
         self.finished = False
         self.last_read = 0.0
-        #: The wait before a reconnect, or the read timeout, that is due next.
-        self.timer: Optional[Timer] = None
+        self.timer: Optional[Timer] = None  # a wait before a reconnect, or the read timeout
 
 
 class Hub:
@@ -109,6 +106,7 @@ class Hub:
         self._pid = os.getpid()
         self._reactor: Optional[Reactor] = None
         self._transport: Optional[Urllib3Transport] = None
+        self._lean: Optional[Callable[[Request, Attempt], Stream]] = None
         #: The entry whose handlers run now, on the hub's thread.
         self._running: Optional[_Entry] = None
 
@@ -187,6 +185,7 @@ class Hub:
         with self._lock:
             if self._transport is None:
                 self._transport = Urllib3Transport(build_pool_manager(maxsize=self._workers))
+                self._lean = functools.partial(open_lean, fallback=self._transport.open)
             return self._transport
 
     def run(
@@ -226,18 +225,14 @@ class Hub:
             return True
         running = entry.sink.registry.running
         what = f"a handler for {running!r} events" if running else "the hub"
-        log.warning(
-            "close(timeout=%s) of %s: %s is still running",
-            timeout,
-            redact_url(entry.source.url),
-            what,
-        )
+        url = redact_url(entry.source.url)
+        log.warning("close(timeout=%s) of %s: %s is still running", timeout, url, what)
         return False
 
     def _done(self) -> bool:
         """Asked by the reactor after each round: is there nothing left to run?"""
         if not self._closing:
-            return False
+            return False  # (every round: no lock then)
         with self._lock:
             done = self._closing and not self._entries
         if done:
@@ -250,20 +245,22 @@ class Hub:
             transport.close()
 
     def _what_runs(self) -> str:
-        running = self._running
-        if running is not None and running.sink.registry.running:
-            return (
-                f"a handler for {running.sink.registry.running!r} events of "
-                f"{redact_url(running.source.url)}"
-            )
-        return "the hub's thread"
+        entry = self._running
+        if entry is None or not entry.sink.registry.running:
+            return "the hub's thread"
+        url = redact_url(entry.source.url)
+        return f"a handler for {entry.sink.registry.running!r} events of {url}"
+
+    def _loop_reactor(self) -> Reactor:
+        """The reactor, from the hub's own thread (where it always exists)."""
+        assert self._reactor is not None
+        return self._reactor
 
     # -- one source's steps (on the hub's thread) ---------------------------------------
     def _step(self, entry: _Entry, step: Step) -> None:
         """Do what the loop asks next, as far as it can be done without blocking."""
         loop = entry.loop
-        reactor = self._reactor
-        assert reactor is not None
+        reactor = self._loop_reactor()
         while not entry.finished:
             if step is Step.CONNECT:
                 try:
@@ -275,9 +272,11 @@ class Hub:
                     step = Step.STOP
                     continue
                 entry.connecting = True
-                reactor.submit(
-                    entry.transport.open, *begun, done=functools.partial(self._connected, entry)
-                )
+                transport = entry.transport
+                # The hub's own transport: its plain requests skip urllib3's pools.
+                lean = self._lean
+                opener = lean if lean and transport is self._transport else transport.open
+                reactor.submit(opener, *begun, done=functools.partial(self._connected, entry))
                 return
             if step is Step.READ:
                 try:
@@ -326,8 +325,7 @@ class Hub:
         self._step(entry, step)
 
     def _start_reading(self, entry: _Entry, body: DirectBody) -> None:
-        reactor = self._reactor
-        assert reactor is not None
+        reactor = self._loop_reactor()
         entry.body = body
         entry.last_read = time.monotonic()
         reactor.register(body.sock, functools.partial(self._readable, entry))
@@ -337,20 +335,27 @@ class Hub:
         self._readable(entry)  # what the response head brought along, and TLS leftovers
 
     def _silent(self, entry: _Entry) -> None:
-        """The read timeout is due: a stream silent that long counts as broken."""
+        """The read timeout is due: a stream silent that long counts as broken.
+
+        Silent means nothing arrived, not nothing was read: a handler may have
+        held the hub's thread past the deadline while bytes waited. So an
+        overdue source is read once, without blocking, before it is judged.
+        """
         entry.timer = None
-        if entry.body is None or entry.finished:
+        body, read_timeout = entry.body, entry.loop.options.timeout[1]
+        if body is None or entry.finished or read_timeout is None:
             return
-        read_timeout = entry.loop.options.timeout[1]
-        assert read_timeout is not None
+        if entry.last_read + read_timeout <= time.monotonic():
+            self._readable(entry)  # sets last_read if anything came
+            if entry.body is not body or entry.finished:
+                return  # the read ended the stream, and the loop has decided what next
         left = entry.last_read + read_timeout - time.monotonic()
-        if left > 0:  # bytes came meanwhile: look again when they would be due
-            reactor = self._reactor
-            assert reactor is not None
-            entry.timer = reactor.schedule(left, functools.partial(self._silent, entry))
-            return
         url = entry.loop.url
-        self._end_reading(entry, SSEConnectionError(f"read timed out on {url}", url=url))
+        if left > 0:  # bytes came meanwhile: look again when they would be due
+            again = functools.partial(self._silent, entry)
+            entry.timer = self._loop_reactor().schedule(left, again)
+        else:
+            self._end_reading(entry, SSEConnectionError(f"read timed out on {url}", url=url))
 
     def _readable(self, entry: _Entry) -> None:
         """Read what has arrived for ``entry``, parse it, deliver it."""
@@ -390,16 +395,13 @@ class Hub:
         except Exception as exc:  # a bug: report it, and end this stream, not the hub
             log.exception("unexpected error while reading %s", loop.url)
             entry.sink.registry.report_error(exc, uncaught=True)
-            self._end_reading(
-                entry, SSEConnectionError(f"reading {loop.url} failed: {type(exc).__name__}")
-            )
+            error = SSEConnectionError(f"reading {loop.url} failed: {type(exc).__name__}")
+            self._end_reading(entry, error)
         finally:
             self._running = None
 
     def _again(self, entry: _Entry) -> None:
-        reactor = self._reactor
-        assert reactor is not None
-        reactor.again(functools.partial(self._readable, entry))
+        self._loop_reactor().again(functools.partial(self._readable, entry))
 
     def _end_reading(self, entry: _Entry, error: Optional[SSEError]) -> None:
         self._stop_reading(entry)

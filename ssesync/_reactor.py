@@ -59,6 +59,7 @@ class Reactor:
         self._wake_write.setblocking(False)
         self._selector.register(self._wake_read, selectors.EVENT_READ, None)
         self._posted: deque[Callable[[], None]] = deque()
+        self._woken = False  # a wake-up byte is on its way, unread
         self._timers: list[tuple[float, int, Timer]] = []
         self._sequence = itertools.count()
         self._again: list[Callable[[], None]] = []
@@ -76,8 +77,17 @@ class Reactor:
 
     # -- from any thread ----------------------------------------------------------------
     def post(self, work: Callable[[], None]) -> None:
-        """Run ``work`` on the reactor's thread, soon (safe from any thread)."""
+        """Run ``work`` on the reactor's thread, soon (safe from any thread).
+
+        One wake-up byte per batch: while one is unread, the thread will run
+        this work too when it reads it. Thousands of ``start()`` calls or
+        finished connects so cost one wake-up, not a syscall and a thread
+        switch each.
+        """
         self._posted.append(work)
+        if self._woken:
+            return
+        self._woken = True
         try:
             self._wake_write.send(b"\0")
         except OSError:
@@ -159,6 +169,9 @@ class Reactor:
                 pass
         except OSError:
             pass
+        # After the drain (a byte posted during it was drained too) and
+        # before the posted work runs (the next round): a later post wakes again.
+        self._woken = False
 
     def _timeout(self) -> Optional[float]:
         if self._posted or self._again:

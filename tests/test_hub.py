@@ -251,6 +251,165 @@ def test_a_silent_stream_times_out_and_reconnects(hub: Hub, sse_server: SSEServe
     assert "read timed out" in str(errors.items[0][1])
 
 
+def test_a_slow_handler_makes_no_false_read_timeout_on_another_source(
+    hub: Hub, sse_server: SSEServer
+) -> None:
+    # A's handler holds the hub's thread past B's read timeout, while B's
+    # next event already waits in B's socket: B got data, so it must not
+    # time out (it used to, judged by when the hub last read it).
+    read_timeout = 1.0
+    gate_a, gate_b, b1_sent = threading.Event(), threading.Event(), threading.Event()
+    a_running, release = threading.Event(), threading.Event()
+
+    def a_route(conn: StreamConnection) -> None:
+        conn.send_headers()
+        gate_a.wait(WAIT)
+        conn.event("a")
+        conn.stall()
+
+    def b_route(conn: StreamConnection) -> None:
+        conn.send_headers()
+        conn.event("b0")
+        gate_b.wait(WAIT)
+        conn.event("b1")
+        b1_sent.set()
+        conn.stall()
+
+    sse_server.route("/a", a_route)
+    sse_server.route("/b", b_route, events_then_stall("reconnected"))
+    a = on_hub(hub, sse_server.url_for("/a"))
+    a.on("message", lambda event: (a_running.set(), release.wait(WAIT)))
+    a.start()
+    b_got, b_errors = Collector(), Collector()
+    b = on_hub(hub, sse_server.url_for("/b"), timeout=(5, read_timeout))
+    b.on("message", lambda event: (b_got(event.data), gate_a.set()))
+    b.on_error(b_errors)
+    b.start()
+    assert a_running.wait(WAIT)  # b0 was read before A's event was even sent
+    gate_b.set()
+    assert b1_sent.wait(WAIT)
+    time.sleep(read_timeout + 0.2)  # B's deadline, counted from b0, has passed
+    release.set()
+    assert b_got.wait_for(2) == ["b0", "b1"]
+    a.close()
+    b.close()
+    assert b_errors.items == []
+    assert b_got.items == ["b0", "b1"]
+
+
+def test_a_slow_handler_makes_no_false_read_timeout_on_its_own_source(
+    hub: Hub, sse_server: SSEServer
+) -> None:
+    # "first" is sent only once a second source's event is handled, so the
+    # hub reads it in a round of its own; its handler outlasts the read
+    # timeout while "second" waits in the socket.
+    read_timeout = 1.0
+    go, sent, release = threading.Event(), threading.Event(), threading.Event()
+
+    def route(conn: StreamConnection) -> None:
+        conn.send_headers()
+        conn.event("zero")
+        go.wait(WAIT)
+        conn.event("first")
+        release.wait(WAIT)  # (the handler of "first" runs meanwhile)
+        conn.event("second")
+        sent.set()
+        conn.stall()
+
+    def slow(event: Event) -> None:
+        if event.data == "first":
+            release.set()
+            assert sent.wait(WAIT)
+            time.sleep(read_timeout + 0.2)
+
+    sse_server.route("/s", route, events_then_stall("reconnected"))
+    sse_server.route("/go", events_then_stall("go"))
+    got, errors = Collector(), Collector()
+    source = on_hub(hub, sse_server.url_for("/s"), timeout=(5, read_timeout))
+    source.on("message", slow)
+    source.on("message", lambda event: got(event.data))
+    source.on_error(errors)
+    source.start()
+    got.wait_for(1)
+    trigger = on_hub(hub, sse_server.url_for("/go"))
+    trigger.on("message", lambda event: go.set())
+    trigger.start()
+    assert got.wait_for(3) == ["zero", "first", "second"]
+    source.close()
+    assert errors.items == []
+    assert got.items == ["zero", "first", "second"]
+
+
+@pytest.mark.parametrize(
+    ("path", "options"),
+    [
+        ("/s", {}),
+        ("/s?a=1&b=%20x&token=t", {"headers": {"X-One": "1", "user-agent": "mine/1"}}),
+        ("/s", {"last_event_id": "7", "headers": {"Accept-Encoding": "gzip", "Host": "h:1"}}),
+    ],
+)
+def test_the_hubs_lean_request_is_the_one_urllib3_sends(
+    sse_server: SSEServer, path: str, options: dict[str, Any]
+) -> None:
+    # The hub's plain requests skip urllib3 (_direct.open_lean): what the
+    # server receives must be byte for byte what a source's own urllib3 sends.
+    sse_server.route("/s", sse_server.raw([b"data: x\n\n"]))
+    with Hub() as hub:
+        for where in (None, hub):
+            source = EventSource(sse_server.url_for(path), hub=where, reconnect=False, **options)
+            source.start()
+            assert source.join(WAIT)
+    plain, lean = sse_server.requests
+    assert lean.head == plain.head
+
+
+def test_a_redirect_from_the_lean_path_is_followed_by_urllib3(
+    hub: Hub, sse_server: SSEServer
+) -> None:
+    sse_server.route("/old", sse_server.redirect("/new", code=307))
+    sse_server.route("/new", events_then_stall("moved"))
+    got = Collector()
+    source = on_hub(hub, sse_server.url_for("/old"))
+    source.on("message", got)
+    source.start()
+    assert [e.data for e in got.wait_for(1)] == ["moved"]
+    assert source.response is not None
+    assert source.response.url.endswith("/new")
+
+
+def test_a_post_that_races_the_draining_of_wake_ups_still_wakes_the_hub() -> None:
+    # post() writes a wake-up byte only while none is unread. A post made
+    # while the hub drains its wake-ups (its byte drained with the older
+    # ones) must leave the hub either awake or due to wake: never marked
+    # woken with no byte left, which would stall every later post.
+    import select
+
+    from ssesync._reactor import Reactor
+
+    reactor = Reactor(1, "ssesync-test-reactor")
+    wake = reactor._wake_read
+
+    class Racing:
+        raced = False
+
+        def recv(self, size: int) -> bytes:
+            data = wake.recv(size)
+            if not self.raced:
+                self.raced = True
+                reactor.post(lambda: None)  # in the middle of the drain
+            return data
+
+    try:
+        reactor.post(lambda: None)
+        reactor._wake_read = Racing()  # type: ignore[assignment]
+        reactor._drain_wake()
+        reactor._wake_read = wake
+        unread = bool(select.select([wake], [], [], 0)[0])
+        assert unread or not reactor._woken
+    finally:
+        reactor._release()
+
+
 # -- closing everything -------------------------------------------------------------------------
 
 

@@ -13,22 +13,40 @@ as the blocking fast path, and so is a ``gzip`` or ``deflate`` encoding.
 TLS. A TLS socket may hold decrypted bytes that the kernel no longer shows
 as readable; :attr:`DirectBody.pending` says so, and the hub reads on
 without waiting for the selector.
+
+Connecting lean. urllib3's pool manager costs about a millisecond of CPU
+per request (URL parsing, pools, retries, header checks, then http.client);
+a hub that opens thousands of streams spends most of its CPU there.
+:func:`open_lean` sends a plain ``http://`` request on a socket of its own,
+still with http.client's parser for the response head, and hands anything
+it does not serve as urllib3 would (TLS, a body, unusual URLs or header
+values, a redirect: the request is sent again through urllib3) to the
+transport. The hub uses it for sources on its shared transport only.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import zlib
-from http.client import HTTPResponse, IncompleteRead
-from typing import Any, Optional
+from collections.abc import Mapping
+from http.client import HTTPException, HTTPResponse, IncompleteRead
+from typing import Any, Callable, Optional
+from urllib.parse import urlsplit
+
+from urllib3 import HTTPHeaderDict
+from urllib3 import exceptions as u3exc
+from urllib3._version import __version__
 
 from ..exceptions import SSEConnectionError
 from ._chunked import ChunkedDecoder, ChunkedEncodingError
-from ._errors import invalid_chunked_error, redact_url, urllib3_error
-from ._protocol import READ_SIZE
+from ._connect import Attempt, _open_socket
+from ._errors import invalid_chunked_error, redact_url, request_secrets, urllib3_error
+from ._protocol import READ_SIZE, Request, Stream
+from ._response import _FinalResponse
 
-__all__ = ["DirectBody"]
+__all__ = ["DirectBody", "LeanStream", "open_lean"]
 
 #: ``Content-Encoding`` values decoded here, and the zlib window bits for each.
 _DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
@@ -80,7 +98,10 @@ class DirectBody:
             encoding other than gzip and deflate.
         """
         where = redact_url(url)
-        fp = getattr(getattr(stream, "_response", None), "_fp", None)
+        if isinstance(stream, LeanStream):
+            fp: Any = stream.response
+        else:
+            fp = getattr(getattr(stream, "_response", None), "_fp", None)
         reader: Any = getattr(fp, "fp", None)
         sock = getattr(getattr(reader, "raw", None), "_sock", None)
         if not isinstance(fp, HTTPResponse) or not isinstance(sock, socket.socket):
@@ -105,6 +126,10 @@ class DirectBody:
         except OSError as exc:
             error = urllib3_error(exc, url)
             raise error from error.__cause__
+        if isinstance(stream, LeanStream):
+            # Ours alone: drop http.client's reader and its 8 KiB buffer (a
+            # quarter of a source's memory); close() copes with no reader.
+            fp.fp = None  # type: ignore[assignment]
         return cls(
             sock,
             url,
@@ -199,3 +224,112 @@ class DirectBody:
         if self.ended:
             out += inflate.flush()
         return out
+
+
+#: What a request line or header may hold on the lean path (else urllib3 sends it).
+_PLAIN = re.compile(r"[\x21-\x7e]*")
+_VALUE = re.compile(r"[\x20-\x7e\t]*")
+_USER_AGENT = f"python-urllib3/{__version__}"
+_NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
+
+class LeanStream:
+    """A response opened by :func:`open_lean`: http.client's, on our own socket."""
+
+    __slots__ = ("headers", "response", "sock", "status", "url")
+
+    def __init__(self, response: HTTPResponse, sock: socket.socket, url: str) -> None:
+        self.response = response
+        self.sock = sock
+        self.status = response.status
+        self.headers: Mapping[str, str] = HTTPHeaderDict(response.msg.items())
+        self.url = url
+
+    def read(self) -> bytes:  # the hub reads the socket itself (DirectBody)
+        return self.response.read1(READ_SIZE)
+
+    def abort(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self, reuse: bool = False) -> None:
+        self.response.close()
+        self.sock.close()
+
+
+def _head(request: Request) -> Optional[bytes]:
+    """The request's head as urllib3 would send it, or ``None`` to leave it to urllib3."""
+    if request.body is not None or not _PLAIN.fullmatch(request.method):
+        return None
+    parts = urlsplit(request.url)
+    if parts.scheme != "http" or "@" in parts.netloc or not parts.hostname:
+        return None
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    port = parts.port  # (a bad port raises ValueError: urllib3 reports it)
+    if not _PLAIN.fullmatch(target) or not _PLAIN.fullmatch(parts.netloc):
+        return None
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    lines = [f"{request.method} {target} HTTP/1.1"]
+    names = {name.lower() for name in request.headers}
+    if "host" not in names:
+        lines.append(f"Host: {host}" if port in (None, 80) else f"Host: {host}:{port}")
+    if "accept-encoding" not in names:
+        lines.append("Accept-Encoding: identity")
+    if "user-agent" not in names:
+        lines.append(f"User-Agent: {_USER_AGENT}")
+    for name, value in request.headers.items():
+        text = value.decode("latin-1") if isinstance(value, bytes) else value
+        if not _PLAIN.fullmatch(name) or ":" in name or not _VALUE.fullmatch(text):
+            return None
+        lines.append(f"{name}: {text}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def open_lean(
+    request: Request, attempt: Attempt, fallback: Callable[[Request, Attempt], Stream]
+) -> Stream:
+    """Open ``request`` on a socket of our own, or through ``fallback`` (see the module)."""
+    try:
+        head = _head(request)
+    except ValueError:
+        head = None
+    if head is None:
+        return fallback(request, attempt)
+    parts = urlsplit(request.url)
+    connect, read = request.timeout
+    secrets = request_secrets(request, None)
+    host = parts.hostname or ""
+    try:
+        sock = _open_socket(host, parts.port or 80, connect, None, _NO_DELAY, attempt, False)
+    except socket.gaierror as exc:
+        error = urllib3_error(u3exc.NameResolutionError(host, None, exc), request.url, secrets)  # type: ignore[arg-type]
+        raise error from exc
+    except socket.timeout as exc:
+        error = urllib3_error(u3exc.ConnectTimeoutError(None, str(exc)), request.url, secrets)
+        raise error from exc
+    except OSError as exc:
+        reason = u3exc.NewConnectionError(None, f"Failed to establish a new connection: {exc}")  # type: ignore[arg-type]
+        reason.__cause__ = exc
+        error = urllib3_error(reason, request.url, secrets)
+        raise error from exc
+    response: Optional[HTTPResponse] = None
+    try:
+        sock.settimeout(read)
+        sock.sendall(head)
+        response = _FinalResponse(sock, method=request.method)
+        response.begin()
+    except (HTTPException, OSError) as exc:
+        if response is not None:
+            response.close()
+        sock.close()
+        error = urllib3_error(exc, request.url, secrets)
+        raise error from error.__cause__
+    if 300 <= response.status < 400 and response.getheader("Location") is not None:
+        response.close()
+        sock.close()
+        return fallback(request, attempt)  # urllib3 follows redirects, with its rules
+    stream = LeanStream(response, sock, request.url)
+    attempt.attach_stream(stream)
+    return stream
