@@ -377,6 +377,22 @@ def test_a_redirect_from_the_lean_path_is_followed_by_urllib3(
     assert source.response.url.endswith("/new")
 
 
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+def test_a_redirected_request_of_an_unsafe_method_is_sent_once(
+    hub: Hub, sse_server: SSEServer, method: str
+) -> None:
+    # The lean path sends a redirected request again through urllib3: only a
+    # GET may take it, never a method that could do something twice.
+    sse_server.route("/old", sse_server.redirect("/new", code=307))
+    sse_server.route("/new", events_then_stall("moved"))
+    got = Collector()
+    source = on_hub(hub, sse_server.url_for("/old"), method=method)
+    source.on("message", got)
+    source.start()
+    assert [e.data for e in got.wait_for(1)] == ["moved"]
+    assert [r.method for r in sse_server.requests_for("/old")] == [method]
+
+
 def test_a_post_that_races_the_draining_of_wake_ups_still_wakes_the_hub() -> None:
     # post() writes a wake-up byte only while none is unread. A post made
     # while the hub drains its wake-ups (its byte drained with the older

@@ -261,7 +261,9 @@ class LeanStream:
 
 def _head(request: Request) -> Optional[bytes]:
     """The request's head as urllib3 would send it, or ``None`` to leave it to urllib3."""
-    if request.body is not None or not _PLAIN.fullmatch(request.method):
+    if request.body is not None or request.method != "GET":
+        # Only a safe method: a redirect answer is sent again through urllib3
+        # (which follows it), and sending a POST twice could do things twice.
         return None
     parts = urlsplit(request.url)
     if parts.scheme != "http" or "@" in parts.netloc or not parts.hostname:
