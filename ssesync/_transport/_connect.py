@@ -255,8 +255,10 @@ def build_pool_manager(
     if ssl_context is not None:
         kwargs["ssl_context"] = ssl_context
     if verify is False:
+        # CERT_NONE alone: urllib3 matches no hostname then. (assert_hostname
+        # too would reach plain HTTP connections on urllib3 before 2.4, whose
+        # pool manager does not strip it for http://, and fail there.)
         kwargs["cert_reqs"] = "CERT_NONE"
-        kwargs["assert_hostname"] = False
     else:
         kwargs["cert_reqs"] = "CERT_REQUIRED"
         bundle = verify if isinstance(verify, str) else ca_certs

@@ -283,3 +283,12 @@ def test_a_finished_connection_never_serves_another_source(
         with source:
             assert [e.data for e in source] == [data]
     assert sse_server.connection_count == 2
+
+
+def test_verify_false_on_a_plain_http_url_works(sse_server: SSEServer) -> None:
+    # verify=False is often set once for every URL; on urllib3 before 2.4 it
+    # used to reach plain HTTP connections as assert_hostname= and fail with
+    # a TypeError (CI runs this at the urllib3 floor).
+    sse_server.route("/s", sse_server.events([{"data": "x"}]))
+    source = fast(sse_server.url_for("/s"), reconnect=False, verify=False)
+    assert [e.data for e in source] == ["x"]
