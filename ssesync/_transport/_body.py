@@ -52,6 +52,19 @@ KERNEL_READ_TIMEOUT = sys.platform == "linux" and struct.calcsize("@l") == 8
 MIN_READ = 448
 
 
+def next_read_size(size: int, got: int) -> int:
+    """The size of the next read after one of ``size`` bytes returned ``got``.
+
+    A full read grows it (up to READ_SIZE) while the stream is busy; a read
+    far below it shrinks it back toward MIN_READ while the stream is quiet.
+    """
+    if got == size:
+        return min(size << 3, READ_SIZE) if size < READ_SIZE else size
+    if got <= size >> 4 and size > MIN_READ:
+        return max(size >> 1, MIN_READ)
+    return size
+
+
 def body_reader(
     response: urllib3.BaseHTTPResponse,
     url: str,
@@ -99,12 +112,7 @@ def body_reader(
             except (HTTPException, OSError, ValueError) as exc:
                 error = urllib3_error(exc, url)
                 raise error from error.__cause__
-            got = len(data)
-            if got == size:
-                if size < READ_SIZE:
-                    size = min(size << 3, READ_SIZE)
-            elif got <= size >> 4 and size > MIN_READ:
-                size = max(size >> 1, MIN_READ)
+            size = next_read_size(size, len(data))
             return data
 
         return read_until_close
@@ -121,12 +129,7 @@ def body_reader(
             # the socket is not read again.
             while not decoder.stopped:
                 data = body.recv(size)
-                got = len(data)
-                if got == size:
-                    if size < READ_SIZE:
-                        size = min(size << 3, READ_SIZE)
-                elif got <= size >> 4 and size > MIN_READ:
-                    size = max(size >> 1, MIN_READ)
+                size = next_read_size(size, len(data))
                 if not data:
                     raise IncompleteRead(b"")
                 payload = feed(data)

@@ -265,3 +265,16 @@ def test_last_chunk_with_the_last_event_ends_the_stream_at_once(
     source = EventSource(server.url_for(path), reconnect=False, timeout=(5, 3), **options)
     with source:
         assert [e.data for e in source] == ["first", "last"]  # no "read timed out"
+
+
+def test_reads_grow_while_busy_and_shrink_while_quiet() -> None:
+    from ssesync._transport._body import MIN_READ, READ_SIZE, next_read_size
+
+    size = MIN_READ
+    while size < READ_SIZE:
+        size = next_read_size(size, size)  # full reads: the stream is busy
+    assert size == READ_SIZE == next_read_size(READ_SIZE, READ_SIZE)
+    assert next_read_size(size, size // 2) == size  # a fair read keeps it
+    while size > MIN_READ:
+        size = next_read_size(size, 1)  # tiny reads: the stream is quiet
+    assert size == MIN_READ == next_read_size(MIN_READ, 1)
