@@ -7,13 +7,18 @@ signature is refused when registered, with the expected one.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 from typing import Any, Callable
 
 import blinker
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ssesync import EventSource
+from ssesync._handlers import _plainly_accepts, check_signature
 from ssesync.testing import SSEServer, StreamConnection
 from tests.helpers import WAIT, Collector, events_then_stall, fast
 
@@ -102,3 +107,71 @@ def test_hooks_with_defaults_and_varargs_are_accepted() -> None:
     source.on_error(lambda src, exc, extra=None: None)
     source.on("message", print)  # a builtin: no signature to check
     source.on_open(Collector())
+
+
+@given(
+    positional=st.integers(0, 3),
+    defaults=st.integers(0, 3),
+    varargs=st.booleans(),
+    keyword_only=st.integers(0, 2),
+    keyword_defaults=st.integers(0, 2),
+    varkw=st.booleans(),
+    slash=st.booleans(),
+    count=st.integers(1, 2),
+)
+def test_the_quick_signature_check_agrees_with_inspect(
+    positional: int,
+    defaults: int,
+    varargs: bool,
+    keyword_only: int,
+    keyword_defaults: int,
+    varkw: bool,
+    slash: bool,
+    count: int,
+) -> None:
+    # check_signature reads plain functions off their code object (a hub
+    # registers handlers on thousands of sources); it must accept exactly
+    # what inspect's bind accepts, and leave everything else to inspect.
+    names = [f"p{k}" for k in range(positional)]
+    params = [n if k < positional - min(defaults, positional) else f"{n}=0"
+              for k, n in enumerate(names)]  # fmt: skip
+    if slash and params:
+        params.append("/")
+    if varargs:
+        params.append("*args")
+    elif keyword_only:
+        params.append("*")
+    params += [f"k{k}" if k >= keyword_defaults else f"k{k}=0" for k in range(keyword_only)]
+    if varkw:
+        params.append("**kw")
+    function = eval(f"lambda {', '.join(params)}: None")  # a generated signature
+    try:
+        inspect.signature(function).bind(*range(count))
+        binds = True
+    except TypeError:
+        binds = False
+    assert not _plainly_accepts(function, count) or binds
+    try:
+        check_signature(function, "on" if count == 1 else "error")
+        accepted = True
+    except TypeError:
+        accepted = False
+    assert accepted == binds
+
+
+def test_decorated_functions_are_checked_by_their_wrapped_signature() -> None:
+    def handler(event: Any) -> None:
+        pass
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any) -> None:
+        pass
+
+    @functools.wraps(lambda: None)
+    def refused(*args: Any) -> None:
+        pass
+
+    source = EventSource("http://127.0.0.1:9/")
+    source.on("message", wrapper)
+    with pytest.raises(TypeError, match=r"handler\(event\)"):
+        source.on("message", refused)
