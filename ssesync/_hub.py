@@ -6,11 +6,13 @@ thousands (wake-ups and the GIL convoy). A :class:`Hub` drives the
 thread, over a selector: the loop's logic (parsing, replays, ``retry:``,
 backoff, reconnects) is the same code, told what happened by another party.
 
-What runs where. Connecting blocks, so it runs on a small pool of worker
-threads: urllib3, or for plain requests on the hub's own transport the lean
-opener of ``_transport._direct``. Once the head is in, the hub's thread
-takes over: the loop checks the response and runs the ``on_open`` hooks, and
-the body's socket is read without blocking. Every handler and hook runs on
+What runs where. A plain ``http://`` GET on the hub's own transport is
+opened on the hub's thread, without blocking (``_transport._lean``: connect,
+request, response head, each step when its socket is ready). Everything else
+(TLS, proxies, bodies, redirects, a source's own transport) is opened by
+urllib3 on a small pool of worker threads. Once the head is in, the loop
+checks the response and runs the ``on_open`` hooks, and the body's socket is
+read without blocking. Every handler and hook runs on
 the hub's thread, one at a time, in the order the events arrived.
 
 The hub's thread is a :class:`~ssesync._reactor.Reactor`: it sleeps until a
@@ -26,12 +28,12 @@ import functools
 import logging
 import os
 import threading
-import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
+from ._hub_reading import Entry, HubReading
 from ._loop import ReadLoop, Step
-from ._reactor import Reactor, Timer
+from ._reactor import Reactor
 from ._sinks import CallbackSink
 from ._transport import (
     TRANSPORT_OPTIONS,
@@ -43,8 +45,10 @@ from ._transport import (
     build_pool_manager,
     redact_url,
 )
-from ._transport._direct import DirectBody, open_lean
-from .exceptions import SSEConnectionError, SSEError
+from ._transport._direct import DirectBody
+from ._transport._heads import plain_head
+from ._transport._lean import LeanConnect
+from .exceptions import SSEConnectionError
 
 if TYPE_CHECKING:
     from ._source import EventSource
@@ -53,38 +57,13 @@ __all__ = ["Hub"]
 
 log = logging.getLogger("ssesync")
 
-#: Reads of one socket per wake-up before the others get their turn.
-READS_PER_TURN = 4
-
-
-class _Entry:
-    """One source as the hub runs it."""
-
-    __slots__ = (
-        "body", "connecting", "finished", "last_read", "loop", "sink", "source",
-        "timer", "transport",
-    )  # fmt: skip
-
-    def __init__(
-        self, source: EventSource, loop: ReadLoop, sink: CallbackSink, transport: Transport
-    ) -> None:
-        self.source = source  # held: a started source runs even if nobody else refers to it
-        self.loop = loop
-        self.sink = sink
-        self.transport = transport
-        self.body: Optional[DirectBody] = None
-        self.connecting = False
-        self.finished = False
-        self.last_read = 0.0
-        self.timer: Optional[Timer] = None  # a wait before a reconnect, or the read timeout
-
-
-class Hub:
+class Hub(HubReading):
     """Reads any number of sources from one thread (see the module docstring).
 
-    :param connect_workers: threads that open connections (TCP, TLS, the
-        request and the response head), so that a slow connect never delays
-        reading.
+    :param connect_workers: threads for what would block the hub's thread:
+        resolving host names, and opening the connections it does not open
+        itself (TLS, proxies, request bodies, redirects; see the module
+        docstring), so that a slow connect never delays reading.
 
     ``with Hub() as hub:`` closes every source of the hub, and the hub, on
     leaving the block. Sources join with ``EventSource(url, hub=hub)`` and
@@ -101,14 +80,12 @@ class Hub:
             raise ValueError(f"connect_workers must be 1 or more, not {connect_workers}")
         self._workers = connect_workers
         self._lock = threading.Lock()
-        self._entries: set[_Entry] = set()
+        self._entries: set[Entry] = set()
         self._closing = False
         self._pid = os.getpid()
         self._reactor: Optional[Reactor] = None
         self._transport: Optional[Urllib3Transport] = None
-        self._lean: Optional[Callable[[Request, Attempt], Stream]] = None
-        #: The entry whose handlers run now, on the hub's thread.
-        self._running: Optional[_Entry] = None
+        self._running: Optional[Entry] = None
 
     # -- the public face ------------------------------------------------------------
     def __len__(self) -> int:
@@ -185,14 +162,13 @@ class Hub:
         with self._lock:
             if self._transport is None:
                 self._transport = Urllib3Transport(build_pool_manager(maxsize=self._workers))
-                self._lean = functools.partial(open_lean, fallback=self._transport.open)
             return self._transport
 
     def run(
         self, source: EventSource, loop: ReadLoop, sink: CallbackSink, transport: Transport
-    ) -> _Entry:
+    ) -> Entry:
         """Start reading ``source`` (``source.start()`` with ``hub=``)."""
-        entry = _Entry(source, loop, sink, transport)
+        entry = Entry(source, loop, sink, transport)
         with self._lock:
             if self._closing:
                 raise RuntimeError("this Hub is closed")
@@ -205,7 +181,7 @@ class Hub:
         reactor.post(functools.partial(self._step, entry, loop.step))
         return entry
 
-    def stop(self, entry: _Entry, timeout: Optional[float]) -> bool:
+    def stop(self, entry: Entry, timeout: Optional[float]) -> bool:
         """``close()`` of one started source (its loop already told to close)."""
         loop = entry.loop
         if loop.done.is_set():
@@ -217,7 +193,9 @@ class Hub:
         if reactor.thread is threading.current_thread():
             if self._running is entry:
                 return False  # from its own handler: it stops once the handler returns
-            if not entry.connecting:
+            if entry.lean is not None:
+                entry.lean.cancel()  # reported at once: the loop stops
+            elif not entry.connecting:
                 self._finish(entry)
             return True
         reactor.post(functools.partial(self._control, entry))
@@ -251,13 +229,8 @@ class Hub:
         url = redact_url(entry.source.url)
         return f"a handler for {entry.sink.registry.running!r} events of {url}"
 
-    def _loop_reactor(self) -> Reactor:
-        """The reactor, from the hub's own thread (where it always exists)."""
-        assert self._reactor is not None
-        return self._reactor
-
     # -- one source's steps (on the hub's thread) ---------------------------------------
-    def _step(self, entry: _Entry, step: Step) -> None:
+    def _step(self, entry: Entry, step: Step) -> None:
         """Do what the loop asks next, as far as it can be done without blocking."""
         loop = entry.loop
         reactor = self._loop_reactor()
@@ -272,11 +245,15 @@ class Hub:
                     step = Step.STOP
                     continue
                 entry.connecting = True
-                transport = entry.transport
-                # The hub's own transport: its plain requests skip urllib3's pools.
-                lean = self._lean
-                opener = lean if lean and transport is self._transport else transport.open
-                reactor.submit(opener, *begun, done=functools.partial(self._connected, entry))
+                request, attempt = begun
+                head = plain_head(request) if entry.transport is self._transport else None
+                if head is None:
+                    self._open_on_worker(entry, request, attempt)
+                    return
+                done = functools.partial(self._opened, entry)
+                again = functools.partial(self._open_on_worker, entry, request, attempt)
+                entry.lean = LeanConnect(reactor, request, attempt, head, done, again)
+                entry.lean.start()
                 return
             if step is Step.READ:
                 try:
@@ -295,131 +272,52 @@ class Hub:
             self._finish(entry)
             return
 
-    def _waited(self, entry: _Entry) -> None:
+    def _waited(self, entry: Entry) -> None:
         entry.timer = None
         self._step(entry, entry.loop.waited())
 
-    def _connected(self, entry: _Entry, future: Future[Stream]) -> None:
-        """A worker finished connecting; the loop hears of it here, on the hub's thread."""
+    def _open_on_worker(self, entry: Entry, request: Request, attempt: Attempt) -> None:
+        def done(future: Future[Stream]) -> None:
+            exc = future.exception()
+            self._opened(entry, None if exc else future.result(), exc)
+
+        entry.lean = None
+        self._loop_reactor().submit(entry.transport.open, request, attempt, done=done)
+
+    def _opened(
+        self, entry: Entry, stream: Optional[Stream], exc: Optional[BaseException]
+    ) -> None:
+        """An attempt opened ``stream`` or failed with ``exc``: the loop hears of it here."""
         entry.connecting = False
-        exc = future.exception()
+        entry.lean = None
         if entry.finished:
-            if exc is None:
-                future.result().close()
+            if stream is not None:
+                stream.close()
             return
         loop = entry.loop
-        if exc is None:
+        if stream is not None:
             self._running = entry
             try:
-                step = loop.opened(future.result())  # runs the on_open hooks
+                step = loop.opened(stream)  # runs the on_open hooks
             finally:
                 self._running = None
         elif isinstance(exc, SSEConnectionError):
             step = loop.open_failed(exc)
         else:  # a bug below the transport's error mapping: report it, then retry
             log.error("unexpected error while connecting", exc_info=exc)
-            entry.sink.registry.report_error(exc, uncaught=True)
+            entry.sink.registry.report_error(exc or RuntimeError("no stream"), uncaught=True)
             step = loop.open_failed(
                 SSEConnectionError(f"connecting to {loop.url} failed: {type(exc).__name__}")
             )
         self._step(entry, step)
 
-    def _start_reading(self, entry: _Entry, body: DirectBody) -> None:
-        reactor = self._loop_reactor()
-        entry.body = body
-        entry.last_read = time.monotonic()
-        reactor.register(body.sock, functools.partial(self._readable, entry))
-        read_timeout = entry.loop.options.timeout[1]
-        if read_timeout is not None:
-            entry.timer = reactor.schedule(read_timeout, functools.partial(self._silent, entry))
-        self._readable(entry)  # what the response head brought along, and TLS leftovers
-
-    def _silent(self, entry: _Entry) -> None:
-        """The read timeout is due: a stream silent that long counts as broken.
-
-        Silent means nothing arrived, not nothing was read: a handler may have
-        held the hub's thread past the deadline while bytes waited. So an
-        overdue source is read once, without blocking, before it is judged.
-        """
-        entry.timer = None
-        body, read_timeout = entry.body, entry.loop.options.timeout[1]
-        if body is None or entry.finished or read_timeout is None:
-            return
-        if entry.last_read + read_timeout <= time.monotonic():
-            self._readable(entry)  # sets last_read if anything came
-            if entry.body is not body or entry.finished:
-                return  # the read ended the stream, and the loop has decided what next
-        left = entry.last_read + read_timeout - time.monotonic()
-        url = entry.loop.url
-        if left > 0:  # bytes came meanwhile: look again when they would be due
-            again = functools.partial(self._silent, entry)
-            entry.timer = self._loop_reactor().schedule(left, again)
-        else:
-            self._end_reading(entry, SSEConnectionError(f"read timed out on {url}", url=url))
-
-    def _readable(self, entry: _Entry) -> None:
-        """Read what has arrived for ``entry``, parse it, deliver it."""
-        body = entry.body
-        if body is None or entry.finished:
-            return
-        loop = entry.loop
-        parser = loop.parser
-        assert parser is not None
-        deliver = entry.sink.deliver
-        self._running = entry
-        try:
-            for _ in range(READS_PER_TURN):
-                data = body.read()
-                if data is None:
-                    break
-                entry.last_read = time.monotonic()
-                if data:
-                    items = loop.received(data)
-                    if items:
-                        deliver(items, loop.plain)
-                    if parser.error is not None:
-                        self._end_reading(entry, parser.error)
-                        return
-                if body.ended or loop.closing:
-                    self._end_reading(entry, None)
-                    return
-                if body.drained:
-                    break  # a recv now would only say "would block"
-            else:
-                self._again(entry)  # more may be there: after the others' turns
-                return
-            if body.pending:
-                self._again(entry)  # bytes inside TLS, which the selector cannot see
-        except SSEError as exc:
-            self._end_reading(entry, exc)
-        except Exception as exc:  # a bug: report it, and end this stream, not the hub
-            log.exception("unexpected error while reading %s", loop.url)
-            entry.sink.registry.report_error(exc, uncaught=True)
-            error = SSEConnectionError(f"reading {loop.url} failed: {type(exc).__name__}")
-            self._end_reading(entry, error)
-        finally:
-            self._running = None
-
-    def _again(self, entry: _Entry) -> None:
-        self._loop_reactor().again(functools.partial(self._readable, entry))
-
-    def _end_reading(self, entry: _Entry, error: Optional[SSEError]) -> None:
-        self._stop_reading(entry)
-        self._step(entry, entry.loop.ended(error))
-
-    def _stop_reading(self, entry: _Entry) -> None:
-        body, entry.body = entry.body, None
-        timer, entry.timer = entry.timer, None
-        if timer is not None:
-            timer.cancel()
-        if body is not None and self._reactor is not None:
-            self._reactor.unregister(body.sock)
-
-    def _control(self, entry: _Entry) -> None:
+    def _control(self, entry: Entry) -> None:
         """``close()`` or ``reconnect()`` was called: act on what it changed."""
         if entry.finished:
             return
-        if entry.body is None and entry.timer is not None:  # waiting before a reconnect
+        if entry.lean is not None:  # connecting on this thread: end it now
+            entry.lean.cancel()
+        elif entry.body is None and entry.timer is not None:  # waiting before a reconnect
             entry.timer.cancel()
             entry.timer = None
             self._step(entry, entry.loop.waited())
@@ -427,7 +325,7 @@ class Hub:
             self._end_reading(entry, None)
         # Reading or connecting otherwise: the aborted attempt reports itself.
 
-    def _finish(self, entry: _Entry) -> None:
+    def _finish(self, entry: Entry) -> None:
         if entry.finished:
             return
         entry.finished = True

@@ -101,8 +101,15 @@ class Reactor:
         future = self._executor.submit(work, *args)
         future.add_done_callback(lambda finished: self.post(lambda: done(finished)))
 
-    def register(self, sock: socket.socket, on_readable: Callable[[], None]) -> None:
-        self._selector.register(sock, selectors.EVENT_READ, on_readable)
+    def register(
+        self, sock: socket.socket, on_ready: Callable[[], None], events: int = selectors.EVENT_READ
+    ) -> None:
+        """Call ``on_ready`` whenever ``sock`` is ready for ``events`` (reading, by default)."""
+        self._selector.register(sock, events, on_ready)
+
+    def modify(self, sock: socket.socket, events: int, on_ready: Callable[[], None]) -> None:
+        """Wait for other ``events`` of a registered socket, with another callback."""
+        self._selector.modify(sock, events, on_ready)
 
     def unregister(self, sock: socket.socket) -> None:
         try:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from ssesync import Event, EventSource
 from ssesync.testing import StreamConnection
@@ -168,8 +168,10 @@ class RawServer:
     garbage status lines, oversized headers, conflicting lengths.
     """
 
-    def __init__(self, payload: bytes) -> None:
-        self.payload = payload
+    def __init__(self, payload: Union[bytes, list[bytes]], pause: float = 0.0) -> None:
+        #: The pieces to write, each with its own ``sendall`` (``pause`` apart).
+        self.pieces = [payload] if isinstance(payload, bytes) else payload
+        self.pause = pause
         self.connections = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
@@ -205,7 +207,10 @@ class RawServer:
                         if not piece:
                             break
                         head += piece
-                    sock.sendall(self.payload)
+                    for number, piece in enumerate(self.pieces):
+                        if number and self.pause:
+                            self._stop.wait(self.pause)
+                        sock.sendall(piece)
                 except OSError:
                     pass
 

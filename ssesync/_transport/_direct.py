@@ -14,39 +14,27 @@ TLS. A TLS socket may hold decrypted bytes that the kernel no longer shows
 as readable; :attr:`DirectBody.pending` says so, and the hub reads on
 without waiting for the selector.
 
-Connecting lean. urllib3's pool manager costs about a millisecond of CPU
-per request (URL parsing, pools, retries, header checks, then http.client);
-a hub that opens thousands of streams spends most of its CPU there.
-:func:`open_lean` sends a plain ``http://`` request on a socket of its own,
-still with http.client's parser for the response head, and hands anything
-it does not serve as urllib3 would (TLS, a body, unusual URLs or header
-values, a redirect: the request is sent again through urllib3) to the
-transport. The hub uses it for sources on its shared transport only.
+A plain ``http://`` stream opened on the hub's own thread
+(``_transport._lean``) arrives as a :class:`LeanStream`, with its body
+reader made already.
 """
 
 from __future__ import annotations
 
-import re
+import select
 import socket
 import ssl
 import zlib
 from collections.abc import Mapping
-from http.client import HTTPException, HTTPResponse, IncompleteRead
-from typing import Any, Callable, Optional
-from urllib.parse import urlsplit
-
-from urllib3 import HTTPHeaderDict
-from urllib3 import exceptions as u3exc
-from urllib3._version import __version__
+from http.client import HTTPResponse, IncompleteRead
+from typing import Any, Optional
 
 from ..exceptions import SSEConnectionError
 from ._chunked import ChunkedDecoder, ChunkedEncodingError
-from ._connect import Attempt, _open_socket
-from ._errors import invalid_chunked_error, redact_url, request_secrets, urllib3_error
-from ._protocol import READ_SIZE, Request, Stream
-from ._response import _FinalResponse
+from ._errors import invalid_chunked_error, redact_url, undecodable_body_error, urllib3_error
+from ._protocol import READ_SIZE
 
-__all__ = ["DirectBody", "LeanStream", "open_lean"]
+__all__ = ["DirectBody", "LeanStream"]
 
 #: ``Content-Encoding`` values decoded here, and the zlib window bits for each.
 _DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
@@ -97,11 +85,10 @@ class DirectBody:
             be read this way: not one of urllib3's over http.client, or an
             encoding other than gzip and deflate.
         """
-        where = redact_url(url)
         if isinstance(stream, LeanStream):
-            fp: Any = stream.response
-        else:
-            fp = getattr(getattr(stream, "_response", None), "_fp", None)
+            return stream.body
+        where = redact_url(url)
+        fp: Any = getattr(getattr(stream, "_response", None), "_fp", None)
         reader: Any = getattr(fp, "fp", None)
         sock = getattr(getattr(reader, "raw", None), "_sock", None)
         if not isinstance(fp, HTTPResponse) or not isinstance(sock, socket.socket):
@@ -126,10 +113,6 @@ class DirectBody:
         except OSError as exc:
             error = urllib3_error(exc, url)
             raise error from error.__cause__
-        if isinstance(stream, LeanStream):
-            # Ours alone: drop http.client's reader and its 8 KiB buffer (a
-            # quarter of a source's memory); close() copes with no reader.
-            fp.fp = None  # type: ignore[assignment]
         return cls(
             sock,
             url,
@@ -215,10 +198,7 @@ class DirectBody:
                 self._raw_deflate = True
                 self._inflate = inflate = zlib.decompressobj(-zlib.MAX_WBITS)
                 return self._decode(data)
-            where = redact_url(self._url)
-            raise SSEConnectionError(
-                f"the body from {where} is not the compressed data it claims", url=where
-            ) from None
+            raise undecodable_body_error(self._url) from None
         if out and self._raw_deflate is False:
             self._raw_deflate = None  # it was zlib data after all: no more guessing
         if self.ended:
@@ -226,27 +206,32 @@ class DirectBody:
         return out
 
 
-#: What a request line or header may hold on the lean path (else urllib3 sends it).
-_PLAIN = re.compile(r"[\x21-\x7e]*")
-_VALUE = re.compile(r"[\x20-\x7e\t]*")
-_USER_AGENT = f"python-urllib3/{__version__}"
-_NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-
-
 class LeanStream:
-    """A response opened by :func:`open_lean`: http.client's, on our own socket."""
+    """A response opened without blocking by :class:`~ssesync._transport._lean.LeanConnect`.
 
-    __slots__ = ("headers", "response", "sock", "status", "url")
+    Its body reader comes with it: the socket is already non-blocking, and
+    the bytes that arrived with the head are the body's first.
+    """
 
-    def __init__(self, response: HTTPResponse, sock: socket.socket, url: str) -> None:
-        self.response = response
+    __slots__ = ("body", "headers", "sock", "status", "url")
+
+    def __init__(
+        self, sock: socket.socket, status: int, headers: Mapping[str, str], url: str,
+        body: DirectBody,
+    ) -> None:  # fmt: skip
         self.sock = sock
-        self.status = response.status
-        self.headers: Mapping[str, str] = HTTPHeaderDict(response.msg.items())
+        self.status = status
+        self.headers = headers
         self.url = url
+        self.body = body
 
-    def read(self) -> bytes:  # the hub reads the socket itself (DirectBody)
-        return self.response.read1(READ_SIZE)
+    def read(self) -> bytes:
+        """The next bytes of the body, waiting for them (the hub reads :attr:`body` itself)."""
+        while True:
+            data = self.body.read()
+            if data is not None:
+                return data
+            select.select([self.sock], [], [])
 
     def abort(self) -> None:
         try:
@@ -255,83 +240,4 @@ class LeanStream:
             pass
 
     def close(self, reuse: bool = False) -> None:
-        self.response.close()
         self.sock.close()
-
-
-def _head(request: Request) -> Optional[bytes]:
-    """The request's head as urllib3 would send it, or ``None`` to leave it to urllib3."""
-    if request.body is not None or request.method != "GET":
-        # Only a safe method: a redirect answer is sent again through urllib3
-        # (which follows it), and sending a POST twice could do things twice.
-        return None
-    parts = urlsplit(request.url)
-    if parts.scheme != "http" or "@" in parts.netloc or not parts.hostname:
-        return None
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    port = parts.port  # (a bad port raises ValueError: urllib3 reports it)
-    if not _PLAIN.fullmatch(target) or not _PLAIN.fullmatch(parts.netloc):
-        return None
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    lines = [f"{request.method} {target} HTTP/1.1"]
-    names = {name.lower() for name in request.headers}
-    if "host" not in names:
-        lines.append(f"Host: {host}" if port in (None, 80) else f"Host: {host}:{port}")
-    if "accept-encoding" not in names:
-        lines.append("Accept-Encoding: identity")
-    if "user-agent" not in names:
-        lines.append(f"User-Agent: {_USER_AGENT}")
-    for name, value in request.headers.items():
-        text = value.decode("latin-1") if isinstance(value, bytes) else value
-        if not _PLAIN.fullmatch(name) or ":" in name or not _VALUE.fullmatch(text):
-            return None
-        lines.append(f"{name}: {text}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def open_lean(
-    request: Request, attempt: Attempt, fallback: Callable[[Request, Attempt], Stream]
-) -> Stream:
-    """Open ``request`` on a socket of our own, or through ``fallback`` (see the module)."""
-    try:
-        head = _head(request)
-    except ValueError:
-        head = None
-    if head is None:
-        return fallback(request, attempt)
-    parts = urlsplit(request.url)
-    connect, read = request.timeout
-    secrets = request_secrets(request, None)
-    host = parts.hostname or ""
-    try:
-        sock = _open_socket(host, parts.port or 80, connect, None, _NO_DELAY, attempt, False)
-    except socket.gaierror as exc:
-        error = urllib3_error(u3exc.NameResolutionError(host, None, exc), request.url, secrets)  # type: ignore[arg-type]
-        raise error from exc
-    except socket.timeout as exc:
-        error = urllib3_error(u3exc.ConnectTimeoutError(None, str(exc)), request.url, secrets)
-        raise error from exc
-    except OSError as exc:
-        reason = u3exc.NewConnectionError(None, f"Failed to establish a new connection: {exc}")  # type: ignore[arg-type]
-        reason.__cause__ = exc
-        error = urllib3_error(reason, request.url, secrets)
-        raise error from exc
-    response: Optional[HTTPResponse] = None
-    try:
-        sock.settimeout(read)
-        sock.sendall(head)
-        response = _FinalResponse(sock, method=request.method)
-        response.begin()
-    except (HTTPException, OSError) as exc:
-        if response is not None:
-            response.close()
-        sock.close()
-        error = urllib3_error(exc, request.url, secrets)
-        raise error from error.__cause__
-    if 300 <= response.status < 400 and response.getheader("Location") is not None:
-        response.close()
-        sock.close()
-        return fallback(request, attempt)  # urllib3 follows redirects, with its rules
-    stream = LeanStream(response, sock, request.url)
-    attempt.attach_stream(stream)
-    return stream

@@ -80,6 +80,8 @@ def _urllib3_error(exc: BaseException, url: str) -> SSEConnectionError:
         return SSEConnectionError(f"read timed out on {where}", url=where)
     if _is_invalid_chunked(exc):
         return invalid_chunked_error(url)
+    if isinstance(exc, u3exc.DecodeError):
+        return undecodable_body_error(url)
     # Most specific first: in urllib3 2 a NewConnectionError is a ConnectTimeoutError.
     if isinstance(exc, u3exc.NameResolutionError):
         return SSEConnectionError(f"cannot resolve the host of {where}", url=where)
@@ -103,6 +105,13 @@ def _urllib3_error(exc: BaseException, url: str) -> SSEConnectionError:
     if isinstance(exc, (u3exc.ProtocolError, HTTPException, OSError)):
         return SSEConnectionError(f"connection to {where} broke: {_cause_text(exc)}", url=where)
     return SSEConnectionError(f"HTTP error with {where}: {exc}", url=where)
+
+
+def undecodable_body_error(url: str) -> SSEConnectionError:
+    """The body is not the gzip or deflate data its ``Content-Encoding`` says it is."""
+    where = redact_url(url)
+    message = f"the body from {where} is not the compressed data it claims"
+    return SSEConnectionError(message, url=where)
 
 
 def _cause_text(exc: BaseException) -> str:

@@ -1,0 +1,171 @@
+"""The lean path's response heads (``_transport._heads``) against http.client's.
+
+A hub opens plain ``http://`` streams without urllib3 or http.client, and
+parses their response heads with a quick parser of its own for the common,
+well-formed case. That parser is only as good as its agreement with
+http.client, which every other path uses: for any head — odd status lines,
+folded or bare-LF lines, characters ``str.splitlines`` breaks on, repeated
+or malformed framing headers, interim responses first, cut into reads at
+any point — it must find the same end of the head, and the same status,
+headers, framing and error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+from urllib3 import HTTPHeaderDict
+
+from ssesync._transport._heads import (
+    _parsed_by_http_client,
+    _Recorded,
+    final_head,
+    parse_head,
+)
+from ssesync._transport._response import _FinalResponse
+
+STATUS_LINES = [
+    b"HTTP/1.1 200 OK",
+    b"HTTP/1.0 200 OK",
+    b"HTTP/1.1 200",
+    b"HTTP/1.1 200 ",
+    b"HTTP/1.1 204 No Content",
+    b"HTTP/1.1 304 Not Modified",
+    b"HTTP/1.1 404 Not Found",
+    b"HTTP/1.1 301 Moved",
+    b"HTTP/1.1 0200 OK",
+    b"HTTP/1.1  200 OK",
+    b"HTTP/2 200",
+    b"HTTP/1.9 200 OK",
+    b"HTTP/1.1 abc",
+    b"HTTP/1.1 99 Low",
+    b"ICY 200 OK",
+    b"",
+]
+NAMES = [
+    b"Content-Type",
+    b"content-length",
+    b"Content-Length",
+    b"Transfer-Encoding",
+    b"transfer-encoding",
+    b"Connection",
+    b"Location",
+    b"X-A",
+    b"x-a",
+    b"Content-Encoding",
+]
+VALUES = [
+    b"chunked",
+    b"Chunked",
+    b"gzip, chunked",
+    b"12",
+    b" 12",
+    b"+5",
+    b"-1",
+    b"1_0",
+    b"abc",
+    b"",
+    b"text/event-stream",
+    b"close",
+    b"/elsewhere",
+]
+ODD_LINES = [
+    b" folded onto the last",
+    b"\tfolded with a tab",
+    b"No colon at all",
+    b"Bad Name: x",
+    b": no name",
+    b"X-Trail: spaces after  ",
+    b"X-Tab:\tvalue\t",
+    b"X-Ff: a\x0cb",
+    b"X-Nel: a\x85b",
+    b"X-Latin: caf\xe9",
+    b"X-Colons: a:b:c",
+    b"X-Cr: a\rb",
+]
+
+header_lines = st.one_of(
+    st.builds(
+        lambda name, sep, value: name + sep + value,
+        st.sampled_from(NAMES),
+        st.sampled_from([b": ", b":", b":  ", b":\t"]),
+        st.sampled_from(VALUES),
+    ),
+    st.sampled_from(ODD_LINES),
+)
+
+
+@st.composite
+def heads(draw: Any, status_lines: list[bytes] = STATUS_LINES) -> bytes:
+    """A response head: a status line, header lines and the blank line, mostly CRLF."""
+    ends = st.sampled_from([b"\r\n"] * 6 + [b"\n"])
+    lines = [draw(st.sampled_from(status_lines))]
+    lines += draw(st.lists(header_lines, max_size=8))
+    return b"".join(line + draw(ends) for line in lines) + draw(ends)
+
+
+def outcome(parse: Any, head: bytes) -> Any:
+    """What a parser makes of ``head``: the parts that matter, or the error it raises."""
+    try:
+        parsed = parse(head)
+    except Exception as exc:  # compared by type and message
+        return (type(exc), str(exc))
+    if parsed is None:
+        return None
+    return (parsed.status, list(parsed.headers.items()), parsed.chunked, parsed.length)
+
+
+@given(heads())
+@example(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 9\r\n\r\n")
+@example(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n")
+@example(b"HTTP/1.1 200 OK\r\nX-Many: a\r\n" + b"X-Many: a\r\n" * 100 + b"\r\n")
+@example(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+@example(b"HTTP/1.1 200 OK\r\nX-Ff: a\x0cb\r\nX-Nel: c\x85d\r\n\r\n")
+@example(b"HTTP/1.1 200 OK\r\nX-Trail: a  \r\n folded\r\n\r\n")
+def test_the_quick_head_parser_agrees_with_http_client(head: bytes) -> None:
+    assert outcome(parse_head, head) == outcome(_parsed_by_http_client, head)
+
+
+INTERIM = [b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n", b"HTTP/1.1 100 Continue\r\n\r\n"]
+FINAL_STATUS = [line for line in STATUS_LINES if not line.startswith(b"HTTP/1.1 1")]
+
+
+@given(
+    interim=st.lists(st.sampled_from(INTERIM), max_size=2),
+    head=heads(FINAL_STATUS),
+    body=st.sampled_from([b"", b"data: x\n\n", b"\r\n\r\ndata: x\n\n", b"5\r\nabcde\r\n"]),
+    cuts=st.lists(st.integers(0, 400), max_size=6),
+)
+def test_the_head_ends_where_http_client_ends_it_however_it_arrives(
+    interim: list[bytes], head: bytes, body: bytes, cuts: list[int]
+) -> None:
+    stream = b"".join(interim) + head + body
+    # Fed in reads cut anywhere, the head is found once, the same as in one read.
+    # The bytes after it that arrived with it are the body's first; the body
+    # reader takes the rest.
+    received, found, later = b"", None, b""
+    pieces = [stream[a:b] for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), len(stream)])]
+    for number, piece in enumerate(pieces):
+        received += piece
+        found = final_head(received, False)
+        if found is not None:
+            later = b"".join(pieces[number + 1 :])
+            break
+    if found is None:
+        found = final_head(received, True)
+    final, rest = found
+    rest += later
+    assert (final, rest) == (final_head(stream, False) or final_head(stream, True))
+    # ... and where http.client (reading past interim responses) ends it too.
+    response = _FinalResponse(_Recorded(stream), method="GET")  # type: ignore[arg-type]
+    failed = outcome(lambda _: response.begin(), b"")
+    if failed is not None:  # http.client refused it: so must the quick parser
+        assert outcome(parse_head, final) == failed
+        return
+    assert response.fp is not None
+    assert rest == response.fp.read()
+    headers = list(HTTPHeaderDict(response.msg.items()).items())
+    expected = (response.status, headers, bool(response.chunked), response.length)
+    assert outcome(parse_head, final) == expected

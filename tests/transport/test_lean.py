@@ -1,0 +1,150 @@
+"""The hub's lean path against urllib3's, over loopback: same events, same error.
+
+A plain ``http://`` GET on a hub's shared transport is opened on the hub's
+own thread without urllib3 (``_transport._lean``); every other source is
+opened by urllib3. For any response — well-formed or not, its head cut into
+several writes or sent with the first events, interim responses first, the
+connection closed before, during or after the head — a source on a hub and
+a source on a thread of its own must see the same events, the same errors
+(type, message, whether retryable) and the same response status.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any, Optional
+
+import pytest
+
+from ssesync import EventSource, Hub, SSEConnectionError
+from ssesync._transport import _lean
+from tests.helpers import WAIT, RawServer, closed_port, settle
+from tests.test_faults import BAD_HEADS, SSE_HEAD
+
+GOOD = {
+    "chunked": SSE_HEAD
+    + b"Transfer-Encoding: chunked\r\n\r\n7\r\ndata: a\r\n2\r\n\n\n\r\n0\r\n\r\n",
+    "close-delimited": SSE_HEAD + b"Connection: close\r\n\r\ndata: a\n\ndata: b\n\n",
+    "http-1.0": b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: a\n\n",
+    "content-length": SSE_HEAD + b"Content-Length: 18\r\n\r\ndata: a\n\ndata: b\n\nignored",
+    "interim-first": b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + SSE_HEAD
+    + b"\r\ndata: after\n\n",
+    "folded-header": SSE_HEAD + b"X-Folded: one\r\n two\r\n\r\ndata: a\n\n",
+    "bare-lf-head": b"HTTP/1.1 200 OK\nContent-Type: text/event-stream\n\ndata: a\n\n",
+    "no-content": b"HTTP/1.1 204 No Content\r\n\r\n",
+    "not-found": b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+    "unavailable": b"HTTP/1.1 503 Busy\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n",
+    "wrong-type": b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<p>",
+    "head-cut-short": SSE_HEAD + b"X-Half",
+}
+CASES = {**GOOD, **BAD_HEADS}
+
+
+def outcome(url: str, hub: Optional[Hub], timeout: Any = (WAIT, WAIT)) -> tuple[Any, ...]:
+    """What a started source saw: events, errors and the response status."""
+    got: list[str] = []
+    errors: list[tuple[str, str, bool]] = []
+    source = EventSource(url, hub=hub, reconnect=False, timeout=timeout)
+    source.on("message", lambda event: got.append(event.data))
+    source.on_error(lambda _s, exc: errors.append((type(exc).__name__, str(exc), exc.retryable)))
+    source.start()
+    assert source.join(WAIT)
+    source.close()
+    status = source.response.status if source.response is not None else None
+    return got, errors, status
+
+
+@pytest.fixture
+def lean_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs the hub opened on its own thread (to be sure the lean path ran)."""
+    opened: list[str] = []
+    start = _lean.LeanConnect.start
+
+    def counting(self: _lean.LeanConnect) -> None:
+        opened.append(self._request.url)
+        start(self)
+
+    monkeypatch.setattr(_lean.LeanConnect, "start", counting)
+    return opened
+
+
+@pytest.mark.parametrize("split", ["whole", "bytewise-head"])
+@pytest.mark.parametrize("payload", list(CASES.values()), ids=list(CASES))
+def test_a_hub_and_a_thread_see_the_same_response(
+    payload: bytes, split: str, lean_opens: list[str]
+) -> None:
+    if split == "whole":
+        pieces = [payload]
+    else:  # the head a few bytes per write, so it arrives over many reads
+        head = payload[:200]
+        pieces = [head[at : at + 7] for at in range(0, len(head), 7)] + [payload[200:]]
+    with RawServer(pieces, pause=0.002) as server, Hub() as hub:
+        url = server.url
+        on_thread = outcome(url, None)
+        on_hub = outcome(url, hub)
+    assert on_hub == on_thread
+    assert lean_opens == [url]
+
+
+def test_a_refused_connection_reads_the_same_on_a_hub(lean_opens: list[str]) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/s"
+    with Hub() as hub:
+        assert outcome(url, hub) == outcome(url, None)
+    assert lean_opens == [url]
+
+
+def test_a_host_name_is_resolved_off_the_hubs_thread(lean_opens: list[str]) -> None:
+    with RawServer(CASES["chunked"]) as server, Hub() as hub:
+        url = server.url.replace("127.0.0.1", "localhost")
+        got, errors, status = outcome(url, hub)
+    assert (got, errors, status) == (["a"], [], 200)
+    assert lean_opens == [url]
+
+
+def test_a_silent_server_is_a_read_timeout_on_the_lean_path_too(lean_opens: list[str]) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel does), never answers
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/s"
+    try:
+        with Hub() as hub:
+            source = EventSource(url, hub=hub, reconnect=False, timeout=(WAIT, 0.2))
+            errors: list[BaseException] = []
+            source.on_error(lambda _s, exc: errors.append(exc))
+            source.start()
+            assert source.join(WAIT)
+    finally:
+        listener.close()
+    assert [str(exc) for exc in errors] == [f"read timed out on {url}"]
+    assert isinstance(errors[0], SSEConnectionError)
+    assert errors[0].retryable
+
+
+def test_a_connect_that_hangs_times_out_on_the_lean_path(
+    blackhole: str, lean_opens: list[str]
+) -> None:
+    with Hub() as hub:
+        on_hub = outcome(blackhole, hub, timeout=(0.2, WAIT))
+    assert on_hub == outcome(blackhole, None, timeout=(0.2, WAIT))
+    assert on_hub[1] == [("SSEConnectionError", f"connecting to {blackhole} timed out", True)]
+    assert lean_opens == [blackhole]
+
+
+@pytest.mark.parametrize("where", ["connect", "head"])
+def test_close_ends_a_lean_connect_at_once(
+    where: str, blackhole: str, lean_opens: list[str]
+) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    silent = f"http://127.0.0.1:{listener.getsockname()[1]}/s"
+    url = blackhole if where == "connect" else silent
+    try:
+        with Hub() as hub:
+            source = EventSource(url, hub=hub, timeout=(60, 60))
+            source.start()
+            assert settle(lambda: bool(lean_opens))
+            time.sleep(0.05)  # let it reach the wait (connect, or the head)
+            started = time.monotonic()
+            assert source.close(timeout=WAIT)
+            assert time.monotonic() - started < WAIT / 2
+            assert len(hub) == 0
+    finally:
+        listener.close()
