@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterable
 from http.client import HTTPResponse
 from typing import Optional
 from urllib.parse import urlsplit
@@ -22,7 +23,7 @@ from urllib3._version import __version__
 from ._protocol import Request
 from ._response import is_interim
 
-__all__ = ["Head", "final_head", "parse_head", "plain_head"]
+__all__ = ["Head", "final_head", "header_dict", "parse_head", "plain_head"]
 
 #: What a request line or header may hold on the lean path (else urllib3 sends it).
 _PLAIN = re.compile(r"[\x21-\x7e]*")
@@ -72,6 +73,20 @@ def plain_head(request: Request) -> Optional[bytes]:
             return None
         lines.append(f"{name}: {text}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def header_dict(fields: Iterable[tuple[str, str]]) -> HTTPHeaderDict:
+    """An :class:`~urllib3.HTTPHeaderDict` of ``fields``, repeats kept, in order.
+
+    ``HTTPHeaderDict(fields)`` does the same for a list, but first tests it
+    against a runtime-checkable protocol, which costs more than the rest of
+    parsing a head.
+    """
+    headers = HTTPHeaderDict()
+    add = headers.add
+    for name, value in fields:
+        add(name, value)
+    return headers
 
 
 class Head:
@@ -164,7 +179,7 @@ def _head_of(status: int, http11: bool, fields: list[tuple[str, str]]) -> Head:
     if status in (204, 304) or 100 <= status < 200:
         length = 0
     del http11  # http.client's will_close changes nothing here: the hub never reuses one
-    return Head(status, HTTPHeaderDict(fields), chunked, length)
+    return Head(status, header_dict(fields), chunked, length)
 
 
 class _Recorded:
@@ -183,7 +198,7 @@ def _parsed_by_http_client(head: bytes) -> Head:
         response.begin()
         return Head(
             response.status,
-            HTTPHeaderDict(response.msg.items()),
+            header_dict(response.msg.items()),
             bool(response.chunked),
             response.length,
         )

@@ -94,12 +94,21 @@ class LeanConnect:
     # -- the steps -----------------------------------------------------------------------
     def start(self) -> None:
         """Resolve the host (here if numeric, else on a worker), then connect."""
-        family = allowed_gai_family()
+        family, host = allowed_gai_family(), self._host
+        found: list[Any] = []
         try:
-            found = socket.getaddrinfo(
-                self._host, self._port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
-            )
-        except socket.gaierror:
+            socket.inet_pton(socket.AF_INET, host)  # the common case, without getaddrinfo
+            address = (host, self._port)
+            found = [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)]
+        except OSError:
+            pass
+        try:
+            # (ASCII bytes: a str would go through the pure-Python IDNA codec)
+            found = found or socket.getaddrinfo(
+                host.encode("ascii"), self._port, family, socket.SOCK_STREAM, 0,
+                socket.AI_NUMERICHOST,
+            )  # fmt: skip
+        except (socket.gaierror, UnicodeError):
             resolve = socket.getaddrinfo
             self._reactor.submit(
                 resolve, self._host, self._port, family, socket.SOCK_STREAM, done=self._resolved

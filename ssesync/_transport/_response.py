@@ -98,10 +98,11 @@ def check_response(stream: Stream, url: str) -> None:
     """
     status = stream.status
     headers = stream.headers
-    where = redact_url(url)
     if status == 200:
         content_type = headers.get("Content-Type") or ""
-        if mime_essence(content_type) != "text/event-stream":
+        plain = content_type == "text/event-stream"  # (most servers: no parsing needed)
+        if not plain and mime_essence(content_type) != "text/event-stream":
+            where = redact_url(url)
             raise SSEConnectionError(
                 f"expected Content-Type text/event-stream from {where}, "
                 f"got {content_type[:100]!r}",
@@ -113,6 +114,7 @@ def check_response(stream: Stream, url: str) -> None:
         encoding = (headers.get("Content-Encoding") or "identity").strip().lower()
         decodable = ("identity", *urllib3.HTTPResponse.CONTENT_DECODERS)
         if any(part.strip() not in decodable for part in encoding.split(",")):
+            where = redact_url(url)
             raise SSEConnectionError(
                 f"{where} sent the stream with Content-Encoding {encoding[:40]!r}, "
                 "which urllib3 here cannot decode",
@@ -122,6 +124,7 @@ def check_response(stream: Stream, url: str) -> None:
                 retryable=False,
             )
         return
+    where = redact_url(url)
     if 300 <= status < 400:
         message = f"HTTP {status} redirect from {where} without a usable Location header"
     else:
