@@ -30,6 +30,12 @@ T = TypeVar("T")
 #: Seconds a busy reactor lets readiness gather before its next round.
 GATHER = 0.002
 
+#: Posted calls run per round at most: thousands of ``start()`` calls at once
+#: (each a connect begun) are spread over rounds, between which the sockets
+#: already open are read, instead of holding their events back until all
+#: have run.
+POSTED_PER_ROUND = 50
+
 
 class Timer:
     """A scheduled call; :meth:`cancel` it to skip it."""
@@ -165,9 +171,9 @@ class Reactor:
         except Exception:
             log.exception("unexpected error in the ssesync hub thread")
 
-    def _run_posted(self) -> None:
+    def _run_posted(self, limit: Optional[int] = POSTED_PER_ROUND) -> None:
         posted = self._posted
-        while posted:
+        for _ in range(len(posted) if limit is None else min(limit, len(posted))):
             self._guarded(posted.popleft())
 
     def _drain_wake(self) -> None:
@@ -197,7 +203,7 @@ class Reactor:
 
     def _release(self) -> None:
         self._executor.shutdown(wait=True)
-        self._run_posted()  # what the workers posted last
+        self._run_posted(None)  # what the workers posted last
         self._selector.close()
         self._wake_read.close()
         self._wake_write.close()

@@ -12,6 +12,7 @@ a source on a thread of its own must see the same events, the same errors
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from typing import Any, Optional
 
@@ -148,3 +149,29 @@ def test_close_ends_a_lean_connect_at_once(
             assert len(hub) == 0
     finally:
         listener.close()
+
+
+def test_an_ipv6_literal_is_connected_to_on_the_lean_path(lean_opens: list[str]) -> None:
+    try:
+        listener = socket.socket(socket.AF_INET6)
+        listener.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    listener.listen(1)
+    url = f"http://[::1]:{listener.getsockname()[1]}/s"
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(CASES["close-delimited"])
+
+    server = threading.Thread(target=answer, daemon=True)
+    server.start()
+    try:
+        with Hub() as hub:
+            assert outcome(url, hub) == (["a", "b"], [], 200)
+    finally:
+        server.join(WAIT)
+        listener.close()
+    assert lean_opens == [url]
