@@ -29,7 +29,7 @@ import logging
 import os
 import threading
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ._hub_reading import Entry, HubReading
 from ._loop import ReadLoop, Step
@@ -246,13 +246,13 @@ class Hub(HubReading):
                     continue
                 entry.connecting = True
                 request, attempt = begun
-                head = plain_head(request) if entry.transport is self._transport else None
-                if head is None:
+                plain = plain_head(request) if entry.transport is self._transport else None
+                if plain is None:
                     self._open_on_worker(entry, request, attempt)
                     return
                 done = functools.partial(self._opened, entry)
-                again = functools.partial(self._open_on_worker, entry, request, attempt)
-                entry.lean = LeanConnect(reactor, request, attempt, head, done, again)
+                follow = functools.partial(self._open_on_worker, entry, request, attempt)
+                entry.lean = LeanConnect(reactor, request, attempt, plain, done, follow)
                 entry.lean.start()
                 return
             if step is Step.READ:
@@ -276,13 +276,19 @@ class Hub(HubReading):
         entry.timer = None
         self._step(entry, entry.loop.waited())
 
-    def _open_on_worker(self, entry: Entry, request: Request, attempt: Attempt) -> None:
+    def _open_on_worker(
+        self, entry: Entry, request: Request, attempt: Attempt, *redirect: Any
+    ) -> None:
+        """Open with urllib3 on a worker; or follow the ``(status, Location)`` the hub got."""
+
         def done(future: Future[Stream]) -> None:
             exc = future.exception()
             self._opened(entry, None if exc else future.result(), exc)
 
         entry.lean = None
-        self._loop_reactor().submit(entry.transport.open, request, attempt, done=done)
+        shared = self._transport
+        opener = shared.follow if redirect and shared is not None else entry.transport.open
+        self._loop_reactor().submit(opener, request, attempt, *redirect, done=done)
 
     def _opened(
         self, entry: Entry, stream: Optional[Stream], exc: Optional[BaseException]
@@ -315,8 +321,9 @@ class Hub(HubReading):
         """``close()`` or ``reconnect()`` was called: act on what it changed."""
         if entry.finished:
             return
-        if entry.lean is not None:  # connecting on this thread: end it now
-            entry.lean.cancel()
+        if entry.lean is not None:  # connecting on this thread
+            if entry.lean.aborted:  # (not a new attempt that reconnect() began since)
+                entry.lean.cancel()
         elif entry.body is None and entry.timer is not None:  # waiting before a reconnect
             entry.timer.cancel()
             entry.timer = None

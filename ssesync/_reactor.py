@@ -37,6 +37,10 @@ GATHER = 0.002
 POSTED_PER_ROUND = 50
 
 
+def _nothing() -> None:
+    pass
+
+
 class Timer:
     """A scheduled call; :meth:`cancel` it to skip it."""
 
@@ -47,7 +51,9 @@ class Timer:
         self.cancelled = False
 
     def cancel(self) -> None:
+        """Skip it; what it would have called is let go of at once (not when it is due)."""
         self.cancelled = True
+        self.callback = _nothing
 
 
 class Reactor:

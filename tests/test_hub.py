@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import requests
+import urllib3
 
 from ssesync import Event, EventSource, Hub, ReadyState
 from ssesync.testing import SSEServer, StreamConnection
@@ -346,13 +347,17 @@ def test_a_slow_handler_makes_no_false_read_timeout_on_its_own_source(
         ("/s", {}),
         ("/s?a=1&b=%20x&token=t", {"headers": {"X-One": "1", "user-agent": "mine/1"}}),
         ("/s", {"last_event_id": "7", "headers": {"Accept-Encoding": "gzip", "Host": "h:1"}}),
+        ("/a/../s", {}),
+        ("/./s?x=%7c&y={}&z=a|b", {}),
+        ("/s", {"headers": {"User-Agent": urllib3.util.SKIP_HEADER}}),
     ],
 )
 def test_the_hubs_lean_request_is_the_one_urllib3_sends(
     sse_server: SSEServer, path: str, options: dict[str, Any]
 ) -> None:
-    # The hub's plain requests skip urllib3 (_direct.open_lean): what the
-    # server receives must be byte for byte what a source's own urllib3 sends.
+    # The hub's plain requests skip urllib3 (_transport._lean): what the
+    # server receives must be byte for byte what a source's own urllib3 sends,
+    # normalised target and left-out headers included.
     sse_server.route("/s", sse_server.raw([b"data: x\n\n"]))
     with Hub() as hub:
         for where in (None, hub):
@@ -375,6 +380,9 @@ def test_a_redirect_from_the_lean_path_is_followed_by_urllib3(
     assert [e.data for e in got.wait_for(1)] == ["moved"]
     assert source.response is not None
     assert source.response.url.endswith("/new")
+    # One request per hop: the redirect the hub read is followed from there,
+    # not asked for again (a signed or single-use URL answers only once).
+    assert len(sse_server.requests_for("/old")) == 1
 
 
 @pytest.mark.parametrize("method", ["POST", "DELETE"])

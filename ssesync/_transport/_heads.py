@@ -13,17 +13,17 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterable
-from http.client import HTTPResponse
-from typing import Optional
-from urllib.parse import urlsplit
+from http.client import HTTPException, HTTPResponse, LineTooLong, UnknownProtocol
+from typing import NamedTuple, Optional
 
 from urllib3 import HTTPHeaderDict
 from urllib3._version import __version__
+from urllib3.util import SKIP_HEADER, parse_url
 
 from ._protocol import Request
 from ._response import is_interim
 
-__all__ = ["Head", "final_head", "header_dict", "parse_head", "plain_head"]
+__all__ = ["Head", "HeadReader", "PlainRequest", "header_dict", "parse_head", "plain_head"]
 
 #: What a request line or header may hold on the lean path (else urllib3 sends it).
 _PLAIN = re.compile(r"[\x21-\x7e]*")
@@ -38,27 +38,36 @@ _MAX_HEADERS = 100
 #: status, and header lines of a token, a colon and a value, each ended by
 #: CRLF (a bare CR inside a value ends the line for http.client's parser, so
 #: a line with one goes to http.client).
-STATUS = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\r\n]*)?\r\n")
+_STATUS = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\r\n]*)?\r\n")
 _HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*)\r\n")
 
 
-def plain_head(request: Request) -> Optional[bytes]:
-    """The request's head as urllib3 would send it, or ``None`` to leave it to urllib3."""
+class PlainRequest(NamedTuple):
+    """A request the lean path can send: its head, and where to connect."""
+
+    head: bytes
+    host: str  # as the resolver gets it (no brackets)
+    port: int
+
+
+def plain_head(request: Request) -> Optional[PlainRequest]:
+    """The request's head as urllib3 would send it, or ``None`` to leave it to urllib3.
+
+    The URL is read by urllib3's own parser, so the target is what urllib3
+    sends: dot segments removed, characters it escapes escaped, the host in
+    lower case (a trailing dot kept for the resolver, left out of ``Host``).
+    """
     if request.body is not None or request.method != "GET":
-        # Only a safe method: a redirect answer is sent again through urllib3
-        # (which follows it), and sending a POST twice could do things twice.
-        return None
+        return None  # only a plain GET: anything else is urllib3's
     try:
-        parts = urlsplit(request.url)
-        port = parts.port  # (a bad port raises ValueError: urllib3 reports it)
-    except ValueError:
+        parsed = parse_url(request.url)
+    except ValueError:  # (urllib3's LocationParseError is one)
         return None
-    if parts.scheme != "http" or "@" in parts.netloc or not parts.hostname:
+    if parsed.scheme != "http" or parsed.auth is not None or not parsed.host:
         return None
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    if not _PLAIN.fullmatch(target) or not _PLAIN.fullmatch(parts.netloc):
+    target, host, port = parsed.request_uri, parsed.host.rstrip("."), parsed.port
+    if not _PLAIN.fullmatch(target) or not _PLAIN.fullmatch(host):
         return None
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     lines = [f"{request.method} {target} HTTP/1.1"]
     names = {name.lower() for name in request.headers}
     if "host" not in names:
@@ -71,8 +80,11 @@ def plain_head(request: Request) -> Optional[bytes]:
         text = value.decode("latin-1") if isinstance(value, bytes) else value
         if not _PLAIN.fullmatch(name) or ":" in name or not _VALUE.fullmatch(text):
             return None
+        if text == SKIP_HEADER:
+            return None  # urllib3 leaves such a header out: let it
         lines.append(f"{name}: {text}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return PlainRequest(head, parsed.host.strip("[]"), port or 80)
 
 
 def header_dict(fields: Iterable[tuple[str, str]]) -> HTTPHeaderDict:
@@ -101,42 +113,110 @@ class Head:
         self.length = length
 
 
-def head_end(data: bytes) -> int:
-    """Where the head in ``data`` ends (after its blank line), or -1 if it has not yet.
+def status_of(line: bytes) -> Optional[int]:
+    """The status http.client reads off a status line; ``None`` where it refuses the line."""
+    if len(line) > _MAX_LINE:
+        return None
+    parts = str(line, "iso-8859-1").split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        return None
+    try:
+        status = int(parts[1])
+    except ValueError:
+        return None
+    return status if 100 <= status <= 999 else None
 
-    As http.client reads it: the status line, then lines up to the first
-    empty one (``CRLF`` or a bare ``LF``).
+
+def _check_interim(head: bytes, status: int) -> None:
+    """Raise what http.client raises reading past this interim head, if anything.
+
+    ``100 Continue`` has its header lines skipped, any other interim
+    response (``_response._FinalResponse``) is parsed, after a check of its
+    HTTP version; both count and measure the lines.
     """
-    first = data.find(b"\n")
-    if first < 0:
-        return -1
-    crlf, lf = data.find(b"\n\r\n", first), data.find(b"\n\n", first)
-    ends = [at + size for at, size in ((crlf, 3), (lf, 2)) if at >= 0]
-    return min(ends) if ends else -1
+    first = head.find(b"\n") + 1
+    version = str(head[:first], "iso-8859-1").split(None, 1)[0]
+    known = version in ("HTTP/1.0", "HTTP/0.9") or version.startswith("HTTP/1.")
+    if status != 100 and not known:
+        raise UnknownProtocol(version)
+    pieces = head[first:].split(b"\n")
+    lines = [piece + b"\n" for piece in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+    for count, line in enumerate(lines, 1):
+        if len(line) > _MAX_LINE:
+            raise LineTooLong("header line")
+        if count > _MAX_HEADERS:
+            raise HTTPException(f"got more than {_MAX_HEADERS} headers")
+        if line in (b"\r\n", b"\n"):
+            return
 
 
-def head_too_big(data: bytes) -> bool:
-    """Whether an unfinished head already breaks http.client's limits (it will say how)."""
-    return len(data) - data.rfind(b"\n") > _MAX_LINE + 1 or data.count(b"\n") > _MAX_HEADERS + 1
+class HeadReader:
+    """Finds the final response head in the bytes of a connection as they arrive.
 
-
-def final_head(data: bytes, ended: bool) -> Optional[tuple[bytes, bytes]]:
-    """The final response head at the start of ``data``, and the bytes after it.
-
-    Interim heads (``1xx`` but ``101``) before it are passed over, as
-    http.client's reader is made to (``_response._FinalResponse``). ``None``
-    while the head is incomplete. At the end of the connection (``ended``),
-    or once an unfinished head breaks http.client's limits, what there is
-    counts as the head: http.client then says what is wrong with it.
+    As http.client reads a head: the status line, then lines up to the first
+    empty one (``CRLF`` or a bare ``LF``); interim heads (``1xx`` but
+    ``101``) before the final one are checked as http.client checks them
+    and passed over, as our connections' reader does
+    (``_response._FinalResponse``). At the end of the connection, or once
+    an unfinished head breaks http.client's limits, what there is counts as
+    the head, and :func:`parse_head` (http.client) says what is wrong with
+    it. The work per read is bounded by the read, however the head is cut.
     """
-    while True:
-        end = head_end(data)
-        if end < 0:
-            return (data, b"") if ended or head_too_big(data) else None
-        status = STATUS.match(data)
-        if status is None or not is_interim(int(status.group(2))):
-            return data[:end], data[end:]
-        data = data[end:]
+
+    __slots__ = ("_buffer", "_first", "_lines", "_scanned")
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._first = -1  # where the status line ends, once it has
+        self._scanned = 0  # how far the search for the blank line got
+        self._lines = 0  # line ends in the buffer
+
+    def feed(self, data: bytes) -> Optional[tuple[bytes, bytes]]:
+        """Take the next bytes (``b""``: the connection ended).
+
+        :returns: the final head and the bytes after it (the body's first),
+            or ``None`` while it is incomplete.
+        :raises HTTPException: for an interim head http.client refuses.
+        """
+        ended = not data
+        buffer = self._buffer
+        buffer += data
+        self._lines += data.count(b"\n")
+        while True:
+            end = self._head_end()
+            if end < 0:
+                if not ended and not self._too_big():
+                    return None
+                end = len(buffer)
+            head = bytes(buffer[:end])
+            del buffer[:end]
+            self._first, self._scanned, self._lines = -1, 0, buffer.count(b"\n")
+            status = status_of(head[: head.find(b"\n") + 1 or len(head)])
+            if status is None or not is_interim(status):
+                rest = bytes(buffer)
+                buffer.clear()
+                return head, rest
+            _check_interim(head, status)
+
+    def _head_end(self) -> int:
+        buffer = self._buffer
+        if self._first < 0:
+            self._first = buffer.find(b"\n", self._scanned)
+            if self._first < 0:
+                self._scanned = len(buffer)
+                return -1
+            self._scanned = self._first
+        start = max(self._scanned - 2, self._first)
+        crlf, lf = buffer.find(b"\n\r\n", start), buffer.find(b"\n\n", start)
+        ends = [at + size for at, size in ((crlf, 3), (lf, 2)) if at >= 0]
+        if not ends:
+            self._scanned = len(buffer)
+            return -1
+        return min(ends)
+
+    def _too_big(self) -> bool:
+        buffer = self._buffer
+        return len(buffer) - buffer.rfind(b"\n") > _MAX_LINE + 1 or self._lines > _MAX_HEADERS + 1
 
 
 def parse_head(head: bytes) -> Head:
@@ -144,7 +224,7 @@ def parse_head(head: bytes) -> Head:
 
     :raises HTTPException: as http.client raises it for a head it refuses.
     """
-    status = STATUS.match(head)
+    status = _STATUS.match(head)
     if status is not None and len(head) <= _MAX_LINE:
         pos, end = status.end(), len(head) - 2
         fields: list[tuple[str, str]] = []
@@ -155,12 +235,13 @@ def parse_head(head: bytes) -> Head:
                 break
             fields.append((line.group(1).decode("latin-1"), line.group(2).decode("latin-1")))
             pos = line.end()
-        if pos == end and head[end:] == b"\r\n" and len(fields) <= _MAX_HEADERS:
-            return _head_of(int(status.group(2)), status.group(1) == b"1", fields)
+        # (http.client counts the blank line among its 100 header lines)
+        if pos == end and head[end:] == b"\r\n" and len(fields) < _MAX_HEADERS:
+            return _head_of(int(status.group(2)), fields)
     return _parsed_by_http_client(head)
 
 
-def _head_of(status: int, http11: bool, fields: list[tuple[str, str]]) -> Head:
+def _head_of(status: int, fields: list[tuple[str, str]]) -> Head:
     """What http.client's ``begin()`` makes of these fields (its header lookups take the first)."""
     first: dict[str, str] = {}
     for name, value in fields:
@@ -178,7 +259,6 @@ def _head_of(status: int, http11: bool, fields: list[tuple[str, str]]) -> Head:
             length = length if length >= 0 else None
     if status in (204, 304) or 100 <= status < 200:
         length = 0
-    del http11  # http.client's will_close changes nothing here: the hub never reuses one
     return Head(status, header_dict(fields), chunked, length)
 
 
@@ -188,8 +268,8 @@ class _Recorded:
     def __init__(self, data: bytes) -> None:
         self._data = data
 
-    def makefile(self, mode: str) -> io.BufferedReader:
-        return io.BufferedReader(io.BytesIO(self._data))
+    def makefile(self, mode: str, buffering: int = io.DEFAULT_BUFFER_SIZE) -> io.BufferedReader:
+        return io.BufferedReader(io.BytesIO(self._data), buffering)
 
 
 def _parsed_by_http_client(head: bytes) -> Head:

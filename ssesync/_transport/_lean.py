@@ -30,8 +30,8 @@ import time
 from collections.abc import Iterator
 from http.client import HTTPException
 from typing import Any, Callable, Optional
-from urllib.parse import urlsplit
 
+from urllib3 import BaseHTTPResponse
 from urllib3 import exceptions as u3exc
 from urllib3.util.connection import allowed_gai_family
 
@@ -39,10 +39,16 @@ from ..exceptions import SSEConnectionError
 from ._connect import Attempt
 from ._direct import DirectBody, LeanStream
 from ._errors import request_secrets, urllib3_error
-from ._heads import final_head, parse_head
+from ._heads import HeadReader, PlainRequest, parse_head
 from ._protocol import Request
 
 __all__ = ["LeanConnect"]
+
+#: What urllib3 follows (``BaseHTTPResponse.REDIRECT_STATUSES``).
+REDIRECT_STATUSES = frozenset(BaseHTTPResponse.REDIRECT_STATUSES)
+#: Errors of a send that leave an answer worth reading (as urllib3 does).
+_ANSWERED = frozenset({errno.EPIPE, errno.ECONNRESET, errno.EPROTOTYPE})
+
 
 def _unmatching(lengths: str) -> bool:
     """Whether a (comma-joined) ``Content-Length`` holds different numbers."""
@@ -61,8 +67,9 @@ class LeanConnect:
 
     :param done: called once, on the reactor's thread, with the opened
         stream or the error that ended the attempt.
-    :param redirected: called instead of ``done`` for a redirect: the request
-        is to be sent again through urllib3.
+    :param redirected: called instead of ``done`` with the status and
+        ``Location`` of a redirect urllib3 would follow: it follows it, with
+        its rules, from there (the request is not sent again).
     """
 
     def __init__(
@@ -70,23 +77,20 @@ class LeanConnect:
         reactor: Reactor,
         request: Request,
         attempt: Attempt,
-        head: bytes,
+        plain: PlainRequest,
         done: Done,
-        redirected: Callable[[], None],
+        redirected: Callable[[int, str], None],
     ) -> None:
         self._reactor = reactor
         self._request = request
         self._attempt = attempt
-        self._head = head
+        self._head, self._host, self._port = plain
         self._done: Optional[Done] = done
         self._redirected = redirected
-        parts = urlsplit(request.url)
-        self._host = (parts.hostname or "").strip("[]")
-        self._port = parts.port or 80
         self._addresses: Iterator[Any] = iter(())
         self._sock: Optional[socket.socket] = None
         self._registered = False
-        self._received = b""
+        self._heads = HeadReader()
         self._timer: Any = None
         self._last = 0.0
         self._error: Optional[OSError] = None
@@ -116,6 +120,11 @@ class LeanConnect:
             return
         self._addresses = iter(found)
         self._next_address()
+
+    @property
+    def aborted(self) -> bool:
+        """Whether ``close()`` or ``reconnect()`` aborted this attempt (not a later one)."""
+        return self._attempt.aborted
 
     def cancel(self) -> None:
         """``close()`` or ``reconnect()``: end the attempt now (it reports as aborted)."""
@@ -178,8 +187,10 @@ class LeanConnect:
         except BlockingIOError:
             sent = 0
         except OSError as exc:
-            self._fail_read(exc)
-            return
+            if exc.errno not in _ANSWERED:
+                self._fail_read(exc)
+                return
+            sent = len(self._head)  # the server may have answered already: read it
         self._head = self._head[sent:]
         self._deadline(self._request.timeout[1], self._read_timed_out)
         if self._head:
@@ -198,11 +209,12 @@ class LeanConnect:
             self._fail_read(exc)
             return
         self._last = time.monotonic()
-        received = self._received + data
-        found = final_head(received, not data)
-        if found is None:
-            self._received = received
-        else:
+        try:
+            found = self._heads.feed(data)
+        except HTTPException as exc:  # an interim head http.client refuses
+            self._fail_read(exc)
+            return
+        if found is not None:
             self._finish(*found)
 
     def _finish(self, head: bytes, rest: bytes) -> None:
@@ -221,10 +233,12 @@ class LeanConnect:
             return
         self._stop_watching()
         self._sock = None
-        if 300 <= parsed.status < 400 and "Location" in parsed.headers:
+        location = parsed.headers.get("Location")
+        if parsed.status in REDIRECT_STATUSES and location:
+            self._cancel_timer()
             sock.close()
             self._done = None
-            self._redirected()  # urllib3 follows redirects, with its rules
+            self._redirected(parsed.status, location)
             return
         encoding = (parsed.headers.get("Content-Encoding") or "identity").strip().lower()
         body = DirectBody(
@@ -236,10 +250,13 @@ class LeanConnect:
         self._report(None, None, stream)
 
     # -- deadlines and failures ---------------------------------------------------------------
-    def _deadline(self, seconds: Optional[float], expired: Callable[[], None]) -> None:
+    def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _deadline(self, seconds: Optional[float], expired: Callable[[], None]) -> None:
+        self._cancel_timer()
         self._last = time.monotonic()
         if seconds is not None:
             self._timer = self._reactor.schedule(seconds, expired)
@@ -282,9 +299,8 @@ class LeanConnect:
         if error is not None:
             error.__cause__ = error.__cause__ or cause
             self._close_socket()
-        elif self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        else:
+            self._cancel_timer()
         done(stream, error)
 
     def _secrets(self) -> Any:
@@ -306,9 +322,7 @@ class LeanConnect:
         self._registered = False
 
     def _close_socket(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
         self._stop_watching()
         sock, self._sock = self._sock, None
         if sock is not None:

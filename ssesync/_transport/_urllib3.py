@@ -126,6 +126,25 @@ class ResponseStream:
             log.debug("error while closing a response", exc_info=True)
 
 
+class _Answered:
+    """A redirect answer read without urllib3, as :meth:`Retry.increment` reads one."""
+
+    url = None  # the answer of the request's own URL
+
+    def __init__(self, status: int, location: str) -> None:
+        self.status = status
+        self._location = location
+
+    def get_redirect_location(self) -> str:
+        return self._location
+
+    def close(self) -> None:
+        pass  # (its connection is closed already)
+
+    def release_conn(self) -> None:
+        pass
+
+
 class Urllib3Transport:
     """Sends requests through a :class:`urllib3.PoolManager`.
 
@@ -155,7 +174,23 @@ class Urllib3Transport:
         secrets = request_secrets(request, self._proxy)
         request = with_userinfo_auth(request)
         secrets += request_secrets(request)
-        retries = self._retries
+        return self._open(request, attempt, self._retries, secrets)
+
+    def follow(self, request: Request, attempt: Attempt, status: int, location: str) -> Stream:
+        """Follow a redirect received for ``request`` elsewhere (a hub's lean connect).
+
+        By urllib3's rules, as if urllib3 had received it: the hop counts
+        toward the limit, a relative ``Location`` is resolved, credentials
+        stay at home. The request itself is not sent again.
+        """
+        secrets = request_secrets(request, self._proxy)
+        answer = _Answered(status, location)
+        retries, request = self._redirect(answer, request, location, self._retries, secrets)  # type: ignore[arg-type]
+        return self._open(request, attempt, retries, secrets)
+
+    def _open(
+        self, request: Request, attempt: Attempt, retries: Retry, secrets: list[str]
+    ) -> Stream:
         while True:
             response = self._send(request, attempt, retries, secrets)
             try:

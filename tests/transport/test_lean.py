@@ -20,7 +20,8 @@ import pytest
 
 from ssesync import EventSource, Hub, SSEConnectionError
 from ssesync._transport import _lean
-from tests.helpers import WAIT, RawServer, closed_port, settle
+from ssesync.testing import SSEServer
+from tests.helpers import WAIT, Collector, RawServer, closed_port, settle
 from tests.test_faults import BAD_HEADS, SSE_HEAD
 
 GOOD = {
@@ -38,15 +39,29 @@ GOOD = {
     "unavailable": b"HTTP/1.1 503 Busy\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n",
     "wrong-type": b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<p>",
     "head-cut-short": SSE_HEAD + b"X-Half",
+    "bare-lf-continue": b"HTTP/1.1 100 Continue\n\n" + SSE_HEAD + b"\r\ndata: a\n\n",
+    "odd-interim": b"HTTP/1.1  103 Early\r\n\r\nHTTP/1.1 0103 x\r\n\r\n" + SSE_HEAD
+    + b"\r\ndata: a\n\n",
+    "interim-over-100-headers": b"HTTP/1.1 103 Early\r\n" + b"Link: <a>\r\n" * 150
+    + b"\r\n" + SSE_HEAD + b"\r\ndata: a\n\n",
+    "exactly-100-headers": SSE_HEAD + b"X: y\r\n" * 99 + b"\r\ndata: a\n\n",
+    "redirect-without-follow": b"HTTP/1.1 300 Choices\r\nLocation: /x\r\n\r\n",
+    "empty-location": b"HTTP/1.1 302 Found\r\nLocation: \r\nContent-Length: 0\r\n\r\n",
 }
 CASES = {**GOOD, **BAD_HEADS}
 
 
 def outcome(url: str, hub: Optional[Hub], timeout: Any = (WAIT, WAIT)) -> tuple[Any, ...]:
     """What a started source saw: events, errors and the response status."""
+    return outcome_with(url, hub, timeout=timeout)
+
+
+def outcome_with(url: str, hub: Optional[Hub], **options: Any) -> tuple[Any, ...]:
+    """:func:`outcome`, with options for the source."""
     got: list[str] = []
     errors: list[tuple[str, str, bool]] = []
-    source = EventSource(url, hub=hub, reconnect=False, timeout=timeout)
+    options.setdefault("timeout", (WAIT, WAIT))
+    source = EventSource(url, hub=hub, reconnect=False, **options)
     source.on("message", lambda event: got.append(event.data))
     source.on_error(lambda _s, exc: errors.append((type(exc).__name__, str(exc), exc.retryable)))
     source.start()
@@ -175,3 +190,68 @@ def test_an_ipv6_literal_is_connected_to_on_the_lean_path(lean_opens: list[str])
         server.join(WAIT)
         listener.close()
     assert lean_opens == [url]
+
+
+def test_reconnect_on_the_lean_path_reconnects_at_once_with_the_last_id(
+    sse_server: SSEServer, lean_opens: list[str]
+) -> None:
+    # reconnect() aborts the attempt and posts a wake-up to the hub; when
+    # the end of the old connection was seen first, the wake-up cancelled the
+    # NEW attempt (an error, then the whole retry delay).
+    served = iter(range(100))
+
+    def handler(conn: Any) -> None:
+        conn.send_headers()
+        conn.event(f"x{next(served)}", id="7")  # new data: not a replay to skip
+        conn.stall()
+
+    sse_server.route("/s", handler)
+    errors: list[BaseException] = []
+    got = Collector()
+    with Hub() as hub:
+        source = EventSource(sse_server.url_for("/s"), hub=hub, retry_delay=30_000)
+        source.on("message", got)
+        source.on_error(lambda _s, exc: errors.append(exc))
+        source.start()
+        for round_ in range(1, 6):
+            got.wait_for(round_)
+            source.reconnect()
+        got.wait_for(6)
+        source.close()
+    assert errors == []
+    assert [r.headers.get("Last-Event-ID") for r in sse_server.requests_for("/s")][1:] == ["7"] * 5
+    assert len(lean_opens) == 6
+
+
+def test_an_answer_before_the_request_is_sent_is_read(lean_opens: list[str]) -> None:
+    # A server may answer (431 Request Header Fields Too Large) and close
+    # before reading the whole request; the send then fails, but the answer
+    # is there to read, as urllib3 reads it.
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/s"
+    stop = threading.Event()
+
+    def answer() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"HTTP/1.1 431 Too Large\r\nConnection: close\r\n\r\n")
+
+    server = threading.Thread(target=answer, daemon=True)
+    server.start()
+    big = {"X-Big": "a" * 16_000_000}
+    try:
+        with Hub() as hub:
+            on_hub = outcome_with(url, hub, headers=big)
+            on_thread = outcome_with(url, None, headers=big)
+    finally:
+        stop.set()
+        server.join(WAIT)
+        listener.close()
+    assert on_hub == on_thread
+    assert on_hub[2] == 431
