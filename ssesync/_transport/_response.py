@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from http.client import HTTPResponse
+from typing import Any
 
 import urllib3
 from urllib3 import HTTPHeaderDict
@@ -43,12 +44,35 @@ class _FinalResponse(HTTPResponse):
     class, so urllib3 sees the final response (and follows its redirects).
     """
 
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(_SmallReads(sock), *args, **kwargs)  # type: ignore[arg-type]
+
     def begin(self) -> None:
         super().begin()
         while is_interim(self.status):
             log.debug("skipped an interim %d response", self.status)
             self.headers = None  # type: ignore[assignment]  # begin() reads the next head
             super().begin()
+
+
+#: The read buffer of http.client's reader on our connections. It reads the
+#: response head (rarely over a kilobyte; longer lines still read whole);
+#: the body is read past it (``_body``), and read1() of a bigger size skips
+#: the buffer. At http.client's default of 8 KiB it was a quarter of a
+#: started source's memory.
+HEAD_BUFFER = 1024
+
+
+class _SmallReads:
+    """A socket stand-in for http.client whose ``makefile`` has a small buffer."""
+
+    __slots__ = ("_sock",)
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def makefile(self, mode: str) -> Any:
+        return self._sock.makefile(mode, buffering=HEAD_BUFFER)
 
 
 def skip_interim(response: urllib3.BaseHTTPResponse) -> bool:

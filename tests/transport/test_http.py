@@ -60,6 +60,31 @@ def test_interim_responses_before_the_stream_are_skipped(
     assert [e.data for e in events] == ["after the hints"]
 
 
+def test_a_response_head_longer_than_the_read_buffer_is_read_whole(
+    sse_server: SSEServer, transport_options: dict[str, Any]
+) -> None:
+    # Our connections read the head through a 1 KiB buffer (http.client's
+    # default is 8 KiB, a quarter of a started source's memory): a long head,
+    # and the first events in the same write, must come through intact.
+    long_value = "v" * 20_000
+    many = {f"X-Many-{n}": str(n) * 30 for n in range(60)}
+
+    def handler(conn: StreamConnection) -> None:
+        conn.send_headers(headers={"X-Long": long_value, **many})
+        conn.event("first")
+        conn.event("second")
+        conn.end()
+
+    sse_server.route("/s", handler)
+    source = fast(sse_server.url_for("/s"), reconnect=False, **transport_options)
+    with source, watchdog(source, WAIT):
+        events = list(source)
+    assert [e.data for e in events] == ["first", "second"]
+    assert source.response is not None
+    assert source.response.headers["X-Long"] == long_value
+    assert source.response.headers["X-Many-59"] == "59" * 30
+
+
 def hints_then_redirect(location: str, code: int = 302) -> Any:
     """A handler that sends ``103 Early Hints``, then a redirect to ``location``."""
 
