@@ -360,9 +360,9 @@ class RequestPlan:
                     url=self.url,
                     retryable=False,
                 )
-        headers: HTTPHeaderDict = HTTPHeaderDict(
-            {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-        )
+        headers = HTTPHeaderDict()  # (given a dict, it would first test it against a protocol)
+        headers["Accept"] = "text/event-stream"
+        headers["Cache-Control"] = "no-cache"
         for name, value in options.body_headers.items():
             headers[name] = value
         for name, value in list(current.items()):

@@ -10,6 +10,7 @@ passes or fails exactly as it does on the other paths.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Iterable
@@ -59,15 +60,10 @@ def plain_head(request: Request) -> Optional[PlainRequest]:
     """
     if request.body is not None or request.method != "GET":
         return None  # only a plain GET: anything else is urllib3's
-    try:
-        parsed = parse_url(request.url)
-    except ValueError:  # (urllib3's LocationParseError is one)
+    where = _plain_target(request.url)
+    if where is None:
         return None
-    if parsed.scheme != "http" or parsed.auth is not None or not parsed.host:
-        return None
-    target, host, port = parsed.request_uri, parsed.host.rstrip("."), parsed.port
-    if not _PLAIN.fullmatch(target) or not _PLAIN.fullmatch(host):
-        return None
+    target, host, port = where
     lines = [f"{request.method} {target} HTTP/1.1"]
     names = {name.lower() for name in request.headers}
     if "host" not in names:
@@ -84,7 +80,26 @@ def plain_head(request: Request) -> Optional[PlainRequest]:
             return None  # urllib3 leaves such a header out: let it
         lines.append(f"{name}: {text}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return PlainRequest(head, parsed.host.strip("[]"), port or 80)
+    return PlainRequest(head, host.strip("[]"), port or 80)
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_target(url: str) -> Optional[tuple[str, str, Optional[int]]]:
+    """The target, host and port urllib3 makes of a plain ``http://`` URL.
+
+    Cached: every attempt of a source, and often many sources, use the same
+    URL, and urllib3's parser costs as much as the rest of the request.
+    """
+    try:
+        parsed = parse_url(url)
+    except ValueError:  # (urllib3's LocationParseError is one)
+        return None
+    if parsed.scheme != "http" or parsed.auth is not None or not parsed.host:
+        return None
+    target, host = parsed.request_uri, parsed.host.rstrip(".")
+    if not _PLAIN.fullmatch(target) or not _PLAIN.fullmatch(host):
+        return None
+    return target, host, parsed.port
 
 
 def header_dict(fields: Iterable[tuple[str, str]]) -> HTTPHeaderDict:
