@@ -63,7 +63,8 @@ def plain_head(request: Request) -> Optional[PlainRequest]:
     where = _plain_target(request.url)
     if where is None:
         return None
-    target, host, port = where
+    target, dns_host, port = where
+    host = dns_host.rstrip(".")
     lines = [f"{request.method} {target} HTTP/1.1"]
     names = {name.lower() for name in request.headers}
     if "host" not in names:
@@ -80,12 +81,12 @@ def plain_head(request: Request) -> Optional[PlainRequest]:
             return None  # urllib3 leaves such a header out: let it
         lines.append(f"{name}: {text}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return PlainRequest(head, host.strip("[]"), port or 80)
+    return PlainRequest(head, dns_host.strip("[]"), port or 80)
 
 
 @functools.lru_cache(maxsize=256)
 def _plain_target(url: str) -> Optional[tuple[str, str, Optional[int]]]:
-    """The target, host and port urllib3 makes of a plain ``http://`` URL.
+    """The target, host (for the resolver) and port urllib3 makes of a plain ``http://`` URL.
 
     Cached: every attempt of a source, and often many sources, use the same
     URL, and urllib3's parser costs as much as the rest of the request.
@@ -96,7 +97,7 @@ def _plain_target(url: str) -> Optional[tuple[str, str, Optional[int]]]:
         return None
     if parsed.scheme != "http" or parsed.auth is not None or not parsed.host:
         return None
-    target, host = parsed.request_uri, parsed.host.rstrip(".")
+    target, host = parsed.request_uri, parsed.host
     if not _PLAIN.fullmatch(target) or not _PLAIN.fullmatch(host):
         return None
     return target, host, parsed.port

@@ -14,11 +14,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from urllib3 import HTTPHeaderDict
 
-from ssesync._transport._heads import HeadReader, _parsed_by_http_client, _Recorded, parse_head
+from ssesync._transport._heads import (
+    HeadReader,
+    _parsed_by_http_client,
+    _Recorded,
+    parse_head,
+    plain_head,
+)
+from ssesync._transport._protocol import Request
 from ssesync._transport._response import _FinalResponse
 
 STATUS_LINES = [
@@ -181,3 +189,23 @@ def test_the_head_ends_where_http_client_ends_it_however_it_arrives(
     headers = list(HTTPHeaderDict(response.msg.items()).items())
     expected = (response.status, headers, bool(response.chunked), response.length)
     assert outcome(parse_head, final) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "line", "host_header"),
+    [
+        ("http://Example.COM./a/../b", "example.com.", 80, b"GET /b HTTP/1.1", b"Host: example.com"),  # noqa: E501
+        ("http://[::1]:8080/s?x=%7c", "::1", 8080, b"GET /s?x=%7C HTTP/1.1", b"Host: [::1]:8080"),
+        ("http://h:80", "h", 80, b"GET / HTTP/1.1", b"Host: h"),
+    ],
+)
+def test_the_lean_request_connects_where_urllib3_would(
+    url: str, host: str, port: int, line: bytes, host_header: bytes
+) -> None:
+    # As urllib3's connection: the resolver gets the host as written (a
+    # trailing dot picks the fully qualified name), the Host header without it.
+    plain = plain_head(Request("GET", url, {}, None, (1.0, 1.0)))
+    assert plain is not None
+    assert (plain.host, plain.port) == (host, port)
+    first, second = plain.head.split(b"\r\n")[:2]
+    assert (first, second) == (line, host_header)
