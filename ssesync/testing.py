@@ -345,8 +345,12 @@ class StreamConnection:
         *,
         chunked: bool = True,
         content_type: str | None = "text/event-stream",
+        first: bytes = b"",
     ) -> None:
         """Send the status line and headers of a streaming response.
+
+        *first*, if given, is body bytes sent exactly as they are in the same
+        write as the head, as servers that flush them together do.
 
         Without chunking the body has no length and ends when the socket
         closes, the framing old SSE servers use.  Defaults (``Content-Type``,
@@ -365,7 +369,7 @@ class StreamConnection:
                 raise RuntimeError("response headers were already sent")
             self._headers_sent = True
             self._chunked = chunked
-            self._channel.sock.sendall(_head(status, defaults, headers))
+            self._channel.sock.sendall(_head(status, defaults, headers) + first)
 
     def send(self, data: bytes | str) -> None:
         """Send one piece of body: one chunk when chunked, so tests own chunk boundaries.
@@ -721,14 +725,26 @@ class SSEServer:
         headers: Mapping[str, str] | None = None,
         status: int = 200,
         content_type: str | None = "text/event-stream",
+        with_head: bool = False,
     ) -> Handler:
-        """Build a handler that sends exactly *pieces*, each as its own write (or chunk)."""
-        body = list(pieces)
+        """Build a handler that sends exactly *pieces*, each as its own write (or chunk).
+
+        With *with_head* (and not *chunked*), the first piece goes out in the
+        same write as the response head.
+        """
+        body = [p.encode("utf-8") if isinstance(p, str) else bytes(p) for p in pieces]
         _check_then(then)
+        if with_head and chunked:
+            raise ValueError("with_head sends the first piece as it is: not with chunked=True")
 
         def handler(conn: StreamConnection) -> None:
-            conn.send_headers(status, headers, chunked=chunked, content_type=content_type)
+            first = body[0] if with_head and body else b""
+            conn.send_headers(
+                status, headers, chunked=chunked, content_type=content_type, first=first
+            )
             for index, piece in enumerate(body):
+                if first and index == 0:
+                    continue
                 if index and pause:
                     conn.pause(pause)
                 conn.send(piece)

@@ -45,7 +45,10 @@ PATHS = [
     ("urllib3", "public"),
     ("requests", "fast"),
     ("requests", "public"),
-    ("hub", "direct"),  # a Hub's non-blocking reads (_transport._direct)
+    # A hub: opened on its thread (_transport._lean), or by urllib3 on a worker
+    # (a source with transport options of its own), then read without blocking.
+    ("hub", "lean"),
+    ("hub", "urllib3"),
 ]
 
 _paths = itertools.count()
@@ -100,6 +103,8 @@ class Body:
     payload: bytes
     #: A word the error's message contains, or None for a clean end.
     error: Optional[str]
+    #: Whether the first write goes out with the response head (one read).
+    with_head: bool = False
 
     @property
     def headers(self) -> dict[str, str]:
@@ -174,7 +179,8 @@ def bodies(draw: st.DrawFn) -> Body:
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=4)))
     writes = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
     decoded = zlib.decompressobj(wbits=31).decompress(sent) if gzip else sent
-    return Body(framing, gzip, ending, [w for w in writes if w], decoded, error)
+    with_head = draw(st.booleans())
+    return Body(framing, gzip, ending, [w for w in writes if w], decoded, error, with_head)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -188,11 +194,16 @@ def read_through(
     then = "stall" if body.ending == "keep-open" else "end"
     server.route(
         route,
-        server.raw(body.writes, chunked=False, pause=WRITE_PAUSE, then=then, headers=body.headers),
+        server.raw(
+            body.writes, chunked=False, pause=WRITE_PAUSE, then=then, headers=body.headers,
+            with_head=body.with_head,
+        ),
     )
     options: dict[str, Any] = {"session": session} if via == "requests" else {}
     if via == "hub":
         options["hub"] = hub
+        if path == "urllib3":
+            options["verify"] = False  # a transport of its own: opened by urllib3
     source = EventSource(
         server.url_for(route),
         reconnect=False,
