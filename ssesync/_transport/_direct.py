@@ -213,25 +213,32 @@ class LeanStream:
     the bytes that arrived with the head are the body's first.
     """
 
-    __slots__ = ("body", "headers", "sock", "status", "url")
+    __slots__ = ("body", "headers", "read_timeout", "sock", "status", "url")
 
     def __init__(
         self, sock: socket.socket, status: int, headers: Mapping[str, str], url: str,
-        body: DirectBody,
+        body: DirectBody, read_timeout: Optional[float],
     ) -> None:  # fmt: skip
         self.sock = sock
         self.status = status
         self.headers = headers
         self.url = url
         self.body = body
+        self.read_timeout = read_timeout
 
     def read(self) -> bytes:
-        """The next bytes of the body, waiting for them (the hub reads :attr:`body` itself)."""
+        """The next bytes of the body, waiting for them up to the read timeout.
+
+        (The hub reads :attr:`body` itself; this is the blocking read every
+        stream offers.)
+        """
         while True:
             data = self.body.read()
             if data is not None:
                 return data
-            select.select([self.sock], [], [])
+            if not select.select([self.sock], [], [], self.read_timeout)[0]:
+                error = urllib3_error(socket.timeout("timed out"), self.url)
+                raise error from error.__cause__
 
     def abort(self) -> None:
         try:

@@ -245,7 +245,8 @@ class LeanConnect:
             sock, self._request.url, chunked=parsed.chunked, length=parsed.length,
             encoding=encoding, initial=rest,
         )  # fmt: skip
-        stream = LeanStream(sock, parsed.status, parsed.headers, self._request.url, body)
+        url, read_timeout = self._request.url, self._request.timeout[1]
+        stream = LeanStream(sock, parsed.status, parsed.headers, url, body, read_timeout)
         self._attempt.attach_stream(stream)
         self._report(None, None, stream)
 

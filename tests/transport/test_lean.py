@@ -255,3 +255,25 @@ def test_an_answer_before_the_request_is_sent_is_read(lean_opens: list[str]) -> 
         listener.close()
     assert on_hub == on_thread
     assert on_hub[2] == 431
+
+
+def test_a_lean_streams_blocking_read_keeps_the_read_timeout() -> None:
+    # The hub reads a lean stream's body itself; the blocking read() every
+    # stream offers must still wait no longer than the read timeout.
+    from ssesync._transport._direct import DirectBody, LeanStream
+
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    try:
+        body = DirectBody(ours, "http://h/s", chunked=False, length=None, encoding="identity",
+                          initial=b"")  # fmt: skip
+        stream = LeanStream(ours, 200, {}, "http://h/s", body, read_timeout=0.1)
+        with pytest.raises(SSEConnectionError, match="read timed out"):
+            stream.read()
+        theirs.sendall(b"data: x\n\n")
+        assert stream.read() == b"data: x\n\n"
+        theirs.close()
+        assert stream.read() == b""
+    finally:
+        ours.close()
+        theirs.close()
