@@ -95,7 +95,9 @@ def _plainly_accepts(function: Callable[..., Any], count: int) -> bool:
     code = function.__code__
     positional = code.co_argcount
     required = positional - len(function.__defaults__ or ())
-    if code.co_kwonlyargcount > len(function.__kwdefaults__ or ()):
+    keyword_only = code.co_varnames[positional : positional + code.co_kwonlyargcount]
+    defaults = function.__kwdefaults__ or {}
+    if any(name not in defaults for name in keyword_only):
         return False  # a keyword-only argument without a default
     takes_more = positional >= count or bool(code.co_flags & inspect.CO_VARARGS)
     return required <= count and takes_more

@@ -175,3 +175,13 @@ def test_decorated_functions_are_checked_by_their_wrapped_signature() -> None:
     source.on("message", wrapper)
     with pytest.raises(TypeError, match=r"handler\(event\)"):
         source.on("message", refused)
+
+
+def test_a_keyword_only_argument_without_its_own_default_is_refused() -> None:
+    # Counting defaults is not enough: __kwdefaults__ may name other arguments.
+    def handler(event: Any, *, needed: Any) -> None:
+        pass
+
+    handler.__kwdefaults__ = {"unrelated": 1}
+    with pytest.raises(TypeError, match=r"handler\(event\)"):
+        EventSource("http://127.0.0.1:9/").on("message", handler)
