@@ -277,3 +277,21 @@ def test_a_lean_streams_blocking_read_keeps_the_read_timeout() -> None:
     finally:
         ours.close()
         theirs.close()
+
+
+def test_a_redirect_loop_ends_alike_on_a_hub_and_a_thread(
+    sse_server: SSEServer, lean_opens: list[str]
+) -> None:
+    # The first hop is read by the hub and handed to urllib3 (follow()),
+    # which must count it toward the same limit, with as many requests.
+    sse_server.route("/loop", sse_server.redirect("/loop", code=302))
+    url = sse_server.url_for("/loop")
+    with Hub() as hub:
+        on_hub = outcome(url, hub)
+    hub_requests = len(sse_server.requests_for("/loop"))
+    on_thread = outcome(url, None)
+    thread_requests = len(sse_server.requests_for("/loop")) - hub_requests
+    assert on_hub == on_thread
+    assert "too many redirects" in on_hub[1][0][1]
+    assert hub_requests == thread_requests
+    assert lean_opens == [url]
