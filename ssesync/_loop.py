@@ -289,12 +289,12 @@ class ReadLoop:
                 if event_id:
                     key = data if len(data) <= KEPT_DATA else (len(data), hash(data))
                     known = seen.get(event_id)
-                    if known == key:
-                        log.debug("skipped a replay of the event with id %r", event_id)
-                        if out is None:
-                            out = items[:index]
-                        continue
-                    if known is not None:
+                    if known is not None:  # a new id is the common case: no compare
+                        if known == key:
+                            log.debug("skipped a replay of the event with id %r", event_id)
+                            if out is None:
+                                out = items[:index]
+                            continue
                         del seen[event_id]  # delivered again: as recent as any id
                     seen[event_id] = key
                     last_data = data

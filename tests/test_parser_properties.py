@@ -11,6 +11,7 @@ splits a CRLF, a UTF-8 sequence or the leading BOM — and must match what
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from typing import Optional, Union
 
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ssesync import Event, SSEParsingError
-from ssesync._parser import Parser
+from ssesync._parser import _STRUCTURED_BLOCK, Parser
 from tests.parser_helpers import Item, canon, canon_retry, encode
 from tests.spec_reference import ReferenceStream, reference_parse
 
@@ -440,3 +441,32 @@ def test_strict_mode_accepts_streams_without_violations(
     strict_items, _ = feed_all([data], strict=True)
     expected, _ = reference_parse(data)
     assert canon(strict_items) == canon(expected)
+
+
+#: The one-pass block pattern as first written, with greedy ``?`` and ``*``:
+#: the parser's own spelling (branches, and a possessive ``*+`` where Python
+#: matches it correctly) must find exactly what this one finds.
+PLAIN_STRUCTURED_BLOCK = re.compile(
+    r"(event: [^\n]*\n)?(id: [^\n\0]*\n)?(event: [^\n]*\n)?"
+    r"data: ([^\n]*(?:\ndata: [^\n]*)*)\n\n|([\s\S])"
+)
+
+#: Pieces that make texts close to the pattern's shape and just off it.
+PATTERN_PIECES = st.sampled_from(
+    ["event: ", "id: ", "data: ", "data:", "data", "event:", "id:", "\n", "\n", "\n\n",
+     "\ndata: ", "\0", "x", " ", ":", "\u00e9", "\U0001f680", "datum"]
+)  # fmt: skip
+
+
+@SETTINGS
+@given(pieces=st.lists(st.one_of(PATTERN_PIECES, PATTERN_PIECES, PLAIN_TEXT), max_size=30))
+@example(pieces=["data: a", "\ndata", "\n\n"])  # a data line that falls short
+@example(pieces=["event: a\n", "event: b\n", "id: 1\n", "data: x\n\n"])
+@example(pieces=["id: 1\n", "event: t\n", "data: x", "\ndata: y", "\n\n"])
+@example(pieces=["id: a\0b\n", "data: x\n\n"])  # an id with NUL is not of the shape
+def test_structured_pattern_finds_what_the_plain_spelling_finds(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    for start in range(min(len(text), 3) + 1):
+        assert _STRUCTURED_BLOCK.findall(text, start) == PLAIN_STRUCTURED_BLOCK.findall(
+            text, start
+        )

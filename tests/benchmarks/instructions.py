@@ -29,7 +29,7 @@ import sys
 from typing import Optional
 
 from .runner import ROOT, ServerProcess
-from .workloads import PEERS, WORKLOADS
+from .workloads import PEERS, WORKLOADS, byte_compile
 
 DEFAULT_CLIENTS = "ssesync-iter,ssesync-callbacks,launchdarkly"
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
@@ -74,6 +74,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 1
     workloads = args.only.split(",")
     clients = args.clients.split(",")
+    byte_compile(str(ROOT / "ssesync"))  # imported as an installed package would be
     quick, full = ServerProcess(workloads, quick=True), ServerProcess(workloads, quick=False)
     try:
         for workload in workloads:

@@ -34,7 +34,10 @@ import tempfile
 import threading
 import time
 from array import array
+from pathlib import Path
 from typing import Any, Callable, Optional
+
+from .workloads import byte_compile
 
 #: client name -> what it is, for the tables.
 CLIENTS = {
@@ -402,6 +405,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.client:
         client_main(args.client, args.url, streams, events)
         return 0
+    byte_compile(str(Path(__file__).resolve().parents[2] / "ssesync"))  # as pip does for peers
     cases = [c for c in args.cases.split(",") if c]
     print(f"load average {os.getloadavg()}; {os.cpu_count()} CPUs", file=sys.stderr)
     out: dict[str, Any] = {"events": events, "interval": interval, "cases": {}}

@@ -33,7 +33,7 @@ from typing import Any, Optional
 
 from .chart import Panel, svg
 from .clients import CLIENTS, IMPORTS
-from .workloads import BODIES, PEERS, WORKLOADS, Workload
+from .workloads import BODIES, PEERS, WORKLOADS, Workload, byte_compile
 
 ROOT = Path(__file__).resolve().parents[2]
 FAILURES = ("INVALID", "TIMEOUT", "ERROR")
@@ -641,6 +641,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     machine = describe_machine()
     print_machine(machine)
+    for tree in [ROOT, *BASELINES.values()]:
+        byte_compile(str(tree / "ssesync"))  # as pip does for the peers
     if missing:
         print(f"Not installed, skipped: {', '.join(missing)} (pip install -e '.[bench]')\n")
     started = time.time()

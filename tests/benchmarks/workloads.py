@@ -18,6 +18,7 @@ than the event it just got).
 
 from __future__ import annotations
 
+import compileall
 import resource
 import zlib
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ __all__ = [
     "WORKLOADS",
     "Tally",
     "Workload",
+    "byte_compile",
     "concurrent_data",
     "latency_data",
     "raise_file_limit",
@@ -127,6 +129,20 @@ WORKLOADS: dict[str, Workload] = {
 
 #: File descriptors a process needs besides its sockets (interpreter, pipes).
 SPARE_FILES = 64
+
+
+def byte_compile(package: str) -> bool:
+    """Write the ``.pyc`` files of the ``package`` directory, as installing it would.
+
+    pip byte-compiles what it installs, so every peer is imported from
+    ``.pyc`` files; ssesync, run from this checkout, would be compiled from
+    source in every client process where the environment says not to write
+    bytecode (``PYTHONDONTWRITEBYTECODE``, as on this project's machines),
+    which costs each run about 50 ms of CPU and 1.3 MiB of peak memory that
+    an installed ssesync never pays. ``compileall`` writes the files
+    whatever that variable says. Returns whether every module compiled.
+    """
+    return bool(compileall.compile_dir(package, quiet=1))
 
 
 def raise_file_limit(sockets: int) -> tuple[bool, int, int]:
