@@ -39,6 +39,7 @@ from typing import Callable, Optional, Protocol, Union
 
 from ._dedupe import KEPT_DATA, ReplayFilter
 from ._event import Event, ReadyState
+from ._flag import Flag
 from ._parser import Parser
 from ._request import Options, RequestPlan
 from ._retry import HEALTHY_AFTER, Backoff
@@ -133,11 +134,11 @@ class ReadLoop:
         #: Whether the last read's items are all id-less messages (no bookkeeping).
         self.plain = True
         #: Set by close() and reconnect(), to wake a driver that waits.
-        self.wake = threading.Event()
+        self.wake = Flag()
         #: Called too by close() and reconnect() (a hub wakes its selector).
         self.on_control: Optional[Callable[[], None]] = None
         #: Set once the loop has finished.
-        self.done = threading.Event()
+        self.done = Flag()
         #: The thread that drives the loop (set by the driver).
         self.driver_thread: Optional[int] = None
         self.stream: Optional[Stream] = None

@@ -34,6 +34,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.connection import allowed_gai_family
 
 from ._errors import redact_text, redact_url, url_secrets
+from ._pool_queue import LightQueue
 from ._protocol import Stream
 from ._response import _FinalResponse
 
@@ -223,10 +224,12 @@ class _WatchedHTTPSConnection(_SocketWatcher, HTTPSConnection):
 
 class _WatchedHTTPPool(HTTPConnectionPool):
     ConnectionCls = _WatchedHTTPConnection
+    QueueCls = LightQueue  # type: ignore[assignment]
 
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
+    QueueCls = LightQueue  # type: ignore[assignment]
 
 
 def build_pool_manager(
