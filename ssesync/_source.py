@@ -29,7 +29,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 import urllib3
 
@@ -45,7 +45,6 @@ from ._drive import (
 )
 from ._event import Comment, Event, ReadyState
 from ._handlers import Handler, HandlerRegistry
-from ._hub import Hub
 from ._loop import ReadLoop, Response
 from ._request import (
     DEFAULT_MAX_EVENT_SIZE,
@@ -61,8 +60,10 @@ from ._request import (
 from ._sinks import CallbackSink, Dispatcher, DispatcherSink, IterationSink, QueueSink
 from ._transport import TRANSPORT_OPTIONS, Timeout, Transport, open_transport, redact_url
 
-__all__ = ["EventSource"]
+if TYPE_CHECKING:
+    from ._hub import Hub
 
+__all__ = ["EventSource"]
 
 log = logging.getLogger("ssesync")
 
@@ -160,6 +161,7 @@ class EventSource:
         check_callable(dispatcher, "dispatcher")
         transport_options = {name: given[name] for name in TRANSPORT_OPTIONS}
         if hub is not None:
+            from ._hub import Hub  # loaded with ssesync.Hub: most programs never load it
             _transport = Hub.check(hub, transport_options) or _transport
         self._owns_transport = _transport is None
         self._transport = _transport or open_transport(**transport_options)

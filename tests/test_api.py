@@ -6,6 +6,8 @@ import copy
 import json
 import pickle
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 
 import pytest
@@ -39,6 +41,25 @@ def test_public_names_are_exported_once() -> None:
     }
     for name in ssesync.__all__:
         assert getattr(ssesync, name) is not None
+    assert set(ssesync.__all__) <= set(dir(ssesync))
+    with pytest.raises(AttributeError, match="no attribute 'Hubb'"):
+        ssesync.Hubb  # noqa: B018
+
+
+def test_the_hub_is_loaded_only_when_asked_for() -> None:
+    # A program that makes no Hub does not pay for its modules; one that
+    # names it, by any spelling, gets it.
+    check = (
+        "import sys, ssesync\n"
+        "assert 'ssesync._hub' not in sys.modules, 'loaded early'\n"
+        "source = ssesync.EventSource('http://127.0.0.1:9/')\n"
+        "assert 'ssesync._hub' not in sys.modules, 'loaded by a source'\n"
+        "from ssesync import Hub\n"
+        "from ssesync._hub import Hub as Defined\n"
+        "assert Hub is ssesync.Hub is Defined\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
 
 
 def test_exceptions_form_a_hierarchy_importable_from_their_module() -> None:
