@@ -168,10 +168,14 @@ class RawServer:
     garbage status lines, oversized headers, conflicting lengths.
     """
 
-    def __init__(self, payload: Union[bytes, list[bytes]], pause: float = 0.0) -> None:
+    def __init__(
+        self, payload: Union[bytes, list[bytes]], pause: float = 0.0, hold: float = 0.0
+    ) -> None:
         #: The pieces to write, each with its own ``sendall`` (``pause`` apart).
         self.pieces = [payload] if isinstance(payload, bytes) else payload
         self.pause = pause
+        #: How long the connection stays open after the last piece.
+        self.hold = hold
         self.connections = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
@@ -211,6 +215,8 @@ class RawServer:
                         if number and self.pause:
                             self._stop.wait(self.pause)
                         sock.sendall(piece)
+                    if self.hold:
+                        self._stop.wait(self.hold)
                 except OSError:
                     pass
 

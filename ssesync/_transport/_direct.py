@@ -34,19 +34,25 @@ from ._chunked import ChunkedDecoder, ChunkedEncodingError
 from ._errors import invalid_chunked_error, redact_url, undecodable_body_error, urllib3_error
 from ._protocol import READ_SIZE
 
-__all__ = ["DirectBody", "LeanStream"]
+__all__ = ["DirectBody", "LeanStream", "body_encoding"]
 
 #: ``Content-Encoding`` values decoded here, and the zlib window bits for each.
-_DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 0}
+_GZIP = 16 + zlib.MAX_WBITS
+_DECODERS = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": 0}
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def body_encoding(headers: Mapping[str, str]) -> str:
+    """The response's ``Content-Encoding``, as this reader compares it."""
+    return (headers.get("Content-Encoding") or "identity").strip().lower()
 
 
 class DirectBody:
     """The body of one response, read from its socket without blocking."""
 
     __slots__ = (
-        "_chunks", "_inflate", "_initial", "_left", "_raw_deflate", "_url", "drained",
-        "ended", "sock",
+        "_chunks", "_gzip", "_inflate", "_initial", "_left", "_raw_deflate", "_swallow",
+        "_url", "drained", "ended", "sock",
     )  # fmt: skip
 
     def __init__(
@@ -64,6 +70,10 @@ class DirectBody:
         self._chunks: Optional[ChunkedDecoder] = ChunkedDecoder() if chunked else None
         self._left = length  # bytes of a Content-Length body still to come
         self._inflate: Any = None
+        #: gzip: a member may follow the one that ended (as urllib3 reads them).
+        self._gzip = _DECODERS.get(encoding) == _GZIP
+        #: After a later gzip member turned out not to be one: the rest is ignored.
+        self._swallow = False
         #: For "deflate": False while it may still be raw deflate, not zlib data.
         self._raw_deflate: Optional[bool] = None
         if encoding in _DECODERS:
@@ -72,7 +82,7 @@ class DirectBody:
                 self._raw_deflate = False
         self._initial = initial
         #: Whether the body is complete: nothing more will be read.
-        self.ended = False
+        self.ended = length == 0
         #: Whether the last read took less than it could: the socket is empty
         #: for now, and a selector will say when it is not.
         self.drained = False
@@ -85,6 +95,16 @@ class DirectBody:
             be read this way: not one of urllib3's over http.client, or an
             encoding other than gzip and deflate.
         """
+        encoding = body_encoding(stream.headers)
+        if encoding not in _DECODERS and encoding != "identity":
+            # check_response let it pass because urllib3 decodes it (a list
+            # such as "gzip, gzip"); this reader decodes one coding only.
+            where = redact_url(url)
+            raise SSEConnectionError(
+                f"a hub cannot decode the Content-Encoding {encoding[:40]!r} of {where}",
+                url=where,
+                retryable=False,
+            )
         if isinstance(stream, LeanStream):
             return stream.body
         where = redact_url(url)
@@ -94,13 +114,6 @@ class DirectBody:
         if not isinstance(fp, HTTPResponse) or not isinstance(sock, socket.socket):
             raise SSEConnectionError(
                 f"the response of {where} cannot be read by a hub", url=where, retryable=False
-            )
-        encoding = (stream.headers.get("Content-Encoding") or "identity").strip().lower()
-        if encoding not in _DECODERS and encoding != "identity":
-            raise SSEConnectionError(
-                f"a hub cannot decode the Content-Encoding {encoding[:40]!r} of {where}",
-                url=where,
-                retryable=False,
             )
         sock.setblocking(False)
         initial = b""
@@ -190,8 +203,13 @@ class DirectBody:
         inflate = self._inflate
         if inflate is None:
             return data
+        if self._swallow:
+            return b""
         try:
             out: bytes = inflate.decompress(data)
+            if self._gzip and inflate.eof and inflate.unused_data:
+                out += self._next_members(inflate.unused_data)
+                inflate = self._inflate
         except zlib.error:
             if self._raw_deflate is False:
                 # "deflate" is zlib data by the RFC, but some servers send it raw.
@@ -201,8 +219,27 @@ class DirectBody:
             raise undecodable_body_error(self._url) from None
         if out and self._raw_deflate is False:
             self._raw_deflate = None  # it was zlib data after all: no more guessing
-        if self.ended:
+        if self.ended and not self._swallow:
             out += inflate.flush()
+        return out
+
+    def _next_members(self, data: bytes) -> bytes:
+        """Decode the gzip members that follow a finished one.
+
+        Like urllib3 (and gzip readers generally), bytes after a member
+        that do not make another are ignored, not an error.
+        """
+        out = b""
+        while data:
+            self._inflate = inflate = zlib.decompressobj(_GZIP)
+            try:
+                out += inflate.decompress(data)
+            except zlib.error:
+                self._swallow = True
+                return out
+            if not inflate.eof:
+                break
+            data = inflate.unused_data
         return out
 
 
@@ -232,11 +269,12 @@ class LeanStream:
         (The hub reads :attr:`body` itself; this is the blocking read every
         stream offers.)
         """
+        body = self.body
         while True:
-            data = self.body.read()
-            if data is not None:
-                return data
-            if not select.select([self.sock], [], [], self.read_timeout)[0]:
+            data = body.read()
+            if data or body.ended:
+                return data or b""
+            if data is None and not select.select([self.sock], [], [], self.read_timeout)[0]:
                 error = urllib3_error(socket.timeout("timed out"), self.url)
                 raise error from error.__cause__
 

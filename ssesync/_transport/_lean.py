@@ -37,7 +37,7 @@ from urllib3.util.connection import allowed_gai_family
 
 from ..exceptions import SSEConnectionError
 from ._connect import Attempt
-from ._direct import DirectBody, LeanStream
+from ._direct import DirectBody, LeanStream, body_encoding
 from ._errors import request_secrets, urllib3_error
 from ._heads import HeadReader, PlainRequest, parse_head
 from ._protocol import Request
@@ -240,10 +240,9 @@ class LeanConnect:
             self._done = None
             self._redirected(parsed.status, location)
             return
-        encoding = (parsed.headers.get("Content-Encoding") or "identity").strip().lower()
         body = DirectBody(
             sock, self._request.url, chunked=parsed.chunked, length=parsed.length,
-            encoding=encoding, initial=rest,
+            encoding=body_encoding(parsed.headers), initial=rest,
         )  # fmt: skip
         url, read_timeout = self._request.url, self._request.timeout[1]
         stream = LeanStream(sock, parsed.status, parsed.headers, url, body, read_timeout)

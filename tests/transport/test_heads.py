@@ -19,6 +19,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from urllib3 import HTTPHeaderDict
 
+from ssesync._transport import _heads
 from ssesync._transport._heads import (
     HeadReader,
     _parsed_by_http_client,
@@ -131,6 +132,31 @@ def outcome(parse: Any, head: bytes) -> Any:
 @example(b"HTTP/1.1 200 OK\r\nX-Trail: a  \r\n folded\r\n\r\n")
 def test_the_quick_head_parser_agrees_with_http_client(head: bytes) -> None:
     assert outcome(parse_head, head) == outcome(_parsed_by_http_client, head)
+
+
+PLAIN_HEADS = [
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",  # no length, as http.client says
+    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
+    b"HTTP/1.0 204 No Content\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("head", PLAIN_HEADS)
+def test_plain_heads_take_the_quick_parser_and_agree(
+    head: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The comparison above holds only where the quick parser answers itself:
+    # these heads must not fall back to http.client.
+    expected = outcome(_parsed_by_http_client, head)
+
+    def no_fallback(_head: bytes) -> None:
+        raise AssertionError("fell back to http.client")
+
+    monkeypatch.setattr(_heads, "_parsed_by_http_client", no_fallback)
+    assert outcome(parse_head, head) == expected
 
 
 INTERIM = [

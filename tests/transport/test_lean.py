@@ -11,6 +11,7 @@ a source on a thread of its own must see the same events, the same errors
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
 import time
@@ -257,6 +258,67 @@ def test_an_answer_before_the_request_is_sent_is_read(lean_opens: list[str]) -> 
     assert on_hub[2] == 431
 
 
+def _chunked(payload: bytes) -> bytes:
+    return b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload)
+
+
+TWO_MEMBERS = gzip.compress(b"data: a\n\n") + gzip.compress(b"data: b\n\n")
+GZIP_HEAD = SSE_HEAD + b"Content-Encoding: gzip\r\n"
+#: Bodies the hub reads itself, however it opened the response.
+BODIES = {
+    "gzip-two-members-close": GZIP_HEAD + b"Connection: close\r\n\r\n" + TWO_MEMBERS,
+    "gzip-two-members-chunked": GZIP_HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    + _chunked(TWO_MEMBERS),
+    "gzip-then-garbage": GZIP_HEAD + b"Connection: close\r\n\r\n"
+    + gzip.compress(b"data: a\n\n") + b"not gzip",
+    "empty-body-kept-open": SSE_HEAD + b"Content-Length: 0\r\n\r\n",
+}
+#: A plain http:// source on a hub is opened on the hub's thread (lean);
+#: with an option of its own it is opened by urllib3 on a worker.
+HUB_ROUTES = {"lean": {}, "urllib3": {"verify": False}}
+
+
+@pytest.mark.parametrize("route", list(HUB_ROUTES))
+@pytest.mark.parametrize("payload", list(BODIES.values()), ids=list(BODIES))
+def test_a_hub_reads_a_body_as_a_thread_does(
+    payload: bytes, route: str, lean_opens: list[str]
+) -> None:
+    # The server keeps each connection open after its response: a body that
+    # is complete must end at once (a wait would end in a read timeout).
+    # One server per source: a RawServer serves one connection at a time.
+    options = {**HUB_ROUTES[route], "timeout": (WAIT, 3.0)}
+    hold = WAIT if b"Content-Length" in payload else 0.0
+    first, second = RawServer(payload, hold=hold), RawServer(payload, hold=hold)
+    with first, second, Hub() as hub:
+        url = second.url
+        on_thread = outcome_with(first.url, None, **options)
+        on_hub = outcome_with(url, hub, **options)
+    assert on_hub == on_thread
+    assert on_hub[1] == []
+    assert lean_opens == ([url] if route == "lean" else [])
+
+
+@pytest.mark.parametrize("route", list(HUB_ROUTES))
+def test_a_hub_refuses_a_list_of_encodings_however_it_opened(
+    route: str, lean_opens: list[str]
+) -> None:
+    # urllib3 (a thread) decodes "gzip, gzip"; the hub's reader decodes one
+    # coding, and says so instead of handing compressed bytes to the parser.
+    body = gzip.compress(gzip.compress(b"data: a\n\n"))
+    payload = SSE_HEAD + b"Content-Encoding: gzip, gzip\r\nConnection: close\r\n\r\n" + body
+    with RawServer(payload) as server, Hub() as hub:
+        url = server.url
+        assert outcome_with(url, None, **HUB_ROUTES[route])[0] == ["a"]
+        got, errors, status = outcome_with(url, hub, **HUB_ROUTES[route])
+    assert (got, status) == ([], 200)
+    assert errors == [(
+        "SSEConnectionError",
+        f"a hub cannot decode the Content-Encoding 'gzip, gzip' of {url}",
+        False,
+    )]  # fmt: skip
+    assert lean_opens == ([url] if route == "lean" else [])
+
+
 def test_a_lean_streams_blocking_read_keeps_the_read_timeout() -> None:
     # The hub reads a lean stream's body itself; the blocking read() every
     # stream offers must still wait no longer than the read timeout.
@@ -274,6 +336,26 @@ def test_a_lean_streams_blocking_read_keeps_the_read_timeout() -> None:
         assert stream.read() == b"data: x\n\n"
         theirs.close()
         assert stream.read() == b""
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_a_lean_streams_blocking_read_gives_no_empty_read_before_the_end() -> None:
+    # A read of chunk framing alone holds no payload: read() must wait for
+    # more rather than return b"", which every stream's caller takes for the end.
+    from ssesync._transport._direct import DirectBody, LeanStream
+
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    try:
+        body = DirectBody(ours, "http://h/s", chunked=True, length=None, encoding="identity",
+                          initial=b"9\r")  # fmt: skip
+        stream = LeanStream(ours, 200, {}, "http://h/s", body, read_timeout=WAIT)
+        theirs.sendall(b"\ndata: x\n\n\r\n0\r\n\r\n")
+        assert stream.read() == b"data: x\n\n"
+        assert stream.read() == b""
+        assert body.ended
     finally:
         ours.close()
         theirs.close()

@@ -111,6 +111,8 @@ class Body:
         headers = {"Connection": "keep-alive" if self.ending == "keep-open" else "close"}
         if self.framing == "chunked":
             headers["Transfer-Encoding"] = "chunked"
+        elif self.framing == "length":
+            headers["Content-Length"] = str(sum(map(len, self.writes)))
         if self.gzip:
             headers["Content-Encoding"] = "gzip"
         return headers
@@ -118,6 +120,11 @@ class Body:
 
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _gzip_member(data: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=31)
+    return compressor.compress(data) + compressor.flush()
 
 
 @st.composite
@@ -132,11 +139,15 @@ def bodies(draw: st.DrawFn) -> Body:
         crlf = draw(st.booleans())
         blocks = [b for b in blocks if b != b":\n" and (crlf or b"\r" not in b)]
         blocks *= draw(st.integers(20, 120))
-    framing = draw(st.sampled_from(["chunked", "close"]))
+    framing = draw(st.sampled_from(["chunked", "close", "length"]))
     gzip = draw(st.booleans())
     ending = draw(st.sampled_from(ENDINGS))
     if framing == "close" and ending in ("broken-size", "end-with-last", "keep-open"):
         ending = "end"  # these are about chunked framing
+    if framing == "length" and ending not in ("end", "keep-open", "oversized"):
+        ending = "keep-open"  # the length ends the body: the connection may stay open
+    # gzip as one member, or (as some servers write it) one member per write.
+    members = gzip and ending != "cut-off" and draw(st.booleans())
     if ending == "oversized":
         blocks = [*blocks, b"data: " + b"x" * (MAX_EVENT_SIZE + 10) + b"\n\n", b"data: after\n\n"]
     # The body as the server's writes of payload: per block, or cut anywhere.
@@ -147,7 +158,9 @@ def bodies(draw: st.DrawFn) -> Body:
         cuts = sorted(draw(st.lists(st.integers(0, len(payload)), max_size=5)))
         pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)])]
     pieces = [piece for piece in pieces if piece]
-    if gzip:
+    if members:
+        pieces = [_gzip_member(piece) for piece in pieces]
+    elif gzip:
         compressor = zlib.compressobj(wbits=31)
         pieces = [compressor.compress(p) + compressor.flush(zlib.Z_SYNC_FLUSH) for p in pieces]
         pieces.append(compressor.flush())
@@ -178,7 +191,10 @@ def bodies(draw: st.DrawFn) -> Body:
     data = b"".join(wire)
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=4)))
     writes = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
-    decoded = zlib.decompressobj(wbits=31).decompress(sent) if gzip else sent
+    if members:
+        decoded = payload
+    else:
+        decoded = zlib.decompressobj(wbits=31).decompress(sent) if gzip else sent
     with_head = draw(st.booleans())
     return Body(framing, gzip, ending, [w for w in writes if w], decoded, error, with_head)
 
