@@ -20,7 +20,14 @@ __all__ = ["Flag"]
 
 
 class Flag:
-    """``set()``, ``clear()``, ``is_set()`` and ``wait(timeout)``, as ``threading.Event``."""
+    """``set()``, ``clear()``, ``is_set()`` and ``wait(timeout)``, as ``threading.Event``.
+
+    One difference: a ``set()`` undone at once by a ``clear()`` in another
+    thread may close the gate again before a waiter passes, so that waiter
+    waits on (an Event's waiter would return True). The loop never does
+    that: ``done`` is never cleared, and ``wake`` is cleared only by the
+    driver that then waits on it.
+    """
 
     __slots__ = ("_gate", "_guard", "_set")
 

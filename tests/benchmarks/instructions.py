@@ -28,24 +28,16 @@ import subprocess
 import sys
 from typing import Optional
 
-from .runner import ROOT, ServerProcess
+from .runner import ROOT, ServerProcess, client_spec
 from .workloads import PEERS, WORKLOADS, byte_compile
 
 DEFAULT_CLIENTS = "ssesync-iter,ssesync-callbacks,launchdarkly"
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
-def count(server: ServerProcess, workload: str, body: str, client: str) -> int:
+def count(server: ServerProcess, workload: str, body: str, client: str, quick: bool) -> int:
     """The instructions one client run takes, start-up included."""
-    name = workload
-    spec = {
-        "kind": "throughput",
-        "client": client,
-        "url": server.url(workload, body),
-        "flush_every": 1 if name == "1m" else 64,
-        "fields": WORKLOADS[name].fields,
-        "events": server.expected[name]["count"],
-    }
+    spec, _, expected = client_spec(WORKLOADS[workload], body, client, quick, server)
     done = subprocess.run(
         [
             "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
@@ -54,7 +46,6 @@ def count(server: ServerProcess, workload: str, body: str, client: str) -> int:
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    expected = server.expected[name]
     if result.get("count") != expected["count"] or result.get("crc") != expected["crc"]:
         raise RuntimeError(f"{client} on {workload}/{body}: {result}")
     found = _REFS.search(done.stderr)
@@ -82,8 +73,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             for body in args.bodies.split(","):
                 per_event: dict[str, float] = {}
                 for client in clients:
-                    extra = count(full, workload, body, client) - count(
-                        quick, workload, body, client
+                    extra = count(full, workload, body, client, False) - count(
+                        quick, workload, body, client, True
                     )
                     per_event[client] = extra / events
                     print(f"  {workload}/{body} {client}: {per_event[client]:,.0f} instructions "

@@ -770,9 +770,10 @@ def _with_baseline(clients: list[str], revision: str) -> list[str]:
     return sorted(out, key=lambda name: clients.index(name.split("@")[0]))
 
 
-def _spec(
+def client_spec(
     workload: Workload, body: str, client: str, quick: bool, server: ServerProcess
 ) -> tuple[dict[str, Any], float, dict[str, Any]]:
+    """What one client run is given, its time limit, and what it must deliver."""
     count, sources, timeout = workload.scaled(quick)
     spec = {
         "client": client,
@@ -814,7 +815,9 @@ def _run_all(
                     cell = cells[client]
                     if cell.failed:
                         continue
-                    spec, timeout, expected = _spec(workload, body, client, args.quick, server)
+                    spec, timeout, expected = client_spec(
+                        workload, body, client, args.quick, server
+                    )
                     run = run_process(spec, args.timeout or timeout)
                     validate(workload, run, expected)
                     if run["status"] == "ok":
@@ -850,7 +853,7 @@ def _profile(
     for name in workloads:
         workload = WORKLOADS[name]
         for body in (b for b in bodies if b in workload.bodies):
-            spec, timeout, expected = _spec(workload, body, args.profile, args.quick, server)
+            spec, timeout, expected = client_spec(workload, body, args.profile, args.quick, server)
             with tempfile.TemporaryDirectory() as tmp:
                 spec["profile"] = str(Path(tmp) / "profile.out")
                 run = run_process(spec, (args.timeout or timeout) * 5)
