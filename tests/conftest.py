@@ -148,3 +148,19 @@ def blackhole() -> Iterator[str]:
         for filler in fillers:
             filler.close()
         listener.close()
+
+
+@pytest.fixture
+def lean_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs a hub opened on its own thread (to be sure its lean path ran)."""
+    from ssesync._transport import _lean
+
+    opened: list[str] = []
+    start = _lean.LeanConnect.start
+
+    def counting(self: _lean.LeanConnect) -> None:
+        opened.append(self._request.url)
+        start(self)
+
+    monkeypatch.setattr(_lean.LeanConnect, "start", counting)
+    return opened

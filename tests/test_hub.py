@@ -353,7 +353,7 @@ def test_a_slow_handler_makes_no_false_read_timeout_on_its_own_source(
     ],
 )
 def test_the_hubs_lean_request_is_the_one_urllib3_sends(
-    sse_server: SSEServer, path: str, options: dict[str, Any]
+    sse_server: SSEServer, path: str, options: dict[str, Any], lean_opens: list[str]
 ) -> None:
     # The hub's plain requests skip urllib3 (_transport._lean): what the
     # server receives must be byte for byte what a source's own urllib3 sends,
@@ -366,6 +366,9 @@ def test_the_hubs_lean_request_is_the_one_urllib3_sends(
             assert source.join(WAIT)
     plain, lean = sse_server.requests
     assert lean.head == plain.head
+    # The hub's request was the lean one, but for SKIP_HEADER, left to urllib3.
+    skipped = urllib3.util.SKIP_HEADER in options.get("headers", {}).values()
+    assert lean_opens == ([] if skipped else [sse_server.url_for(path)])
 
 
 def test_a_redirect_from_the_lean_path_is_followed_by_urllib3(

@@ -20,7 +20,6 @@ from typing import Any, Optional
 import pytest
 
 from ssesync import EventSource, Hub, SSEConnectionError
-from ssesync._transport import _lean
 from ssesync.testing import SSEServer
 from tests.helpers import WAIT, Collector, RawServer, closed_port, settle
 from tests.test_faults import BAD_HEADS, SSE_HEAD
@@ -70,20 +69,6 @@ def outcome_with(url: str, hub: Optional[Hub], **options: Any) -> tuple[Any, ...
     source.close()
     status = source.response.status if source.response is not None else None
     return got, errors, status
-
-
-@pytest.fixture
-def lean_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The URLs the hub opened on its own thread (to be sure the lean path ran)."""
-    opened: list[str] = []
-    start = _lean.LeanConnect.start
-
-    def counting(self: _lean.LeanConnect) -> None:
-        opened.append(self._request.url)
-        start(self)
-
-    monkeypatch.setattr(_lean.LeanConnect, "start", counting)
-    return opened
 
 
 @pytest.mark.parametrize("split", ["whole", "bytewise-head"])

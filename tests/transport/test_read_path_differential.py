@@ -203,7 +203,8 @@ def bodies(draw: st.DrawFn) -> Body:
 
 
 def read_through(
-    server: SSEServer, session: requests.Session, hub: Hub, body: Body, via: str, path: str
+    server: SSEServer, session: requests.Session, hub: Hub, body: Body, via: str, path: str,
+    lean_opens: list[str],
 ) -> tuple[list[tuple[Any, ...]], Optional[str]]:
     """The events and the error message of one read of ``body``."""
     route = f"/differential/{next(_paths)}"
@@ -229,7 +230,10 @@ def read_through(
         **options,
     )
     if via == "hub":
-        return _read_on_hub(source, server.url_for(route))
+        opened = len(lean_opens)
+        outcome = _read_on_hub(source, server.url_for(route))
+        assert len(lean_opens) - opened == (path == "lean"), "the hub opened it the other way"
+        return outcome
     previous = transport.FAST_READS
     transport.FAST_READS = path == "fast"
     events: list[tuple[Any, ...]] = []
@@ -289,10 +293,11 @@ BROKEN_AFTER_INTACT = Body(
 @example(body=NODE_END)
 @example(body=BROKEN_AFTER_INTACT)
 def test_every_read_path_gives_the_same_events_and_error(
-    server: SSEServer, session: requests.Session, hub: Hub, body: Body
+    server: SSEServer, session: requests.Session, hub: Hub, body: Body, lean_opens: list[str]
 ) -> None:
     outcomes = {
-        (via, path): read_through(server, session, hub, body, via, path) for via, path in PATHS
+        (via, path): read_through(server, session, hub, body, via, path, lean_opens)
+        for via, path in PATHS
     }
     (first_events, first_error), *_ = outcomes.values()
     for key, outcome in outcomes.items():
