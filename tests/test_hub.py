@@ -22,6 +22,7 @@ import urllib3
 
 from ssesync import Event, EventSource, Hub, ReadyState
 from ssesync.testing import SSEServer, StreamConnection
+from tests.forward_proxy import ForwardProxy
 from tests.helpers import WAIT, Collector, events_then_stall, open_fds, settle, ssesync_threads
 
 
@@ -553,3 +554,43 @@ def test_an_encoding_the_hub_cannot_decode_is_a_clear_final_error(
     (_, error), *_ = errors.wait_for(1)
     assert not error.retryable
     assert "br" in str(error)
+
+
+# -- the options of section 2 that reach the transport ----------------------------------------
+
+
+def _read_one_on(hub: Hub, url: str, **options: Any) -> list[str]:
+    got: list[str] = []
+    on_hubs_thread: list[bool] = []
+
+    def handler(event: Event) -> None:
+        got.append(event.data)
+        on_hubs_thread.append(hub.in_thread())  # read by the hub, not a thread of its own
+
+    source = on_hub(hub, url, reconnect=False, **options)
+    source.on("message", handler)
+    source.start()
+    assert source.join(WAIT)
+    assert on_hubs_thread == [True] * len(got)
+    return got
+
+
+def test_a_hub_source_streams_through_a_proxy(
+    hub: Hub, sse_server: SSEServer, tls_server: SSEServer, tls: dict[str, Any]
+) -> None:
+    # API.md section 6: proxies work per source on a hub, plain and tunnelled.
+    sse_server.route("/s", sse_server.events([{"data": "via proxy", "id": "1"}]))
+    with ForwardProxy() as proxy:
+        assert _read_one_on(hub, sse_server.url_for("/s"), proxy=proxy.url) == ["via proxy"]
+        assert proxy.request_lines == [f"GET {sse_server.url_for('/s')} HTTP/1.1"]
+        secure = _read_one_on(hub, tls_server.url_for("/s"), proxy=proxy.url,
+                              verify=tls["ca_path"])  # fmt: skip
+        assert secure == ["secure"]
+        assert proxy.request_lines[1].startswith("CONNECT 127.0.0.1:")
+
+
+def test_a_hub_source_uses_a_callers_pool_manager(hub: Hub, sse_server: SSEServer) -> None:
+    sse_server.route("/s", sse_server.events([{"data": "pooled"}]))
+    with urllib3.PoolManager() as manager:
+        assert _read_one_on(hub, sse_server.url_for("/s"), pool_manager=manager) == ["pooled"]
+        assert manager.pools  # the caller's manager made the connection
