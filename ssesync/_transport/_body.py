@@ -5,8 +5,10 @@ never waiting for a buffer to fill. Its public path is urllib3's ``read1``;
 bodies that are chunked or run to the end of the connection are read
 straight from the socket (:class:`_SocketBody`), with chunked framing
 stripped by :class:`~ssesync._transport._chunked.ChunkedDecoder`, which on
-Linux also lets the kernel keep the read timeout. The read-path differential
-test (``tests/test_read_path_differential.py``) holds the two paths to each
+Linux also lets the kernel keep the read timeout. Either way ``gzip`` and
+``deflate`` are undone by :class:`~ssesync._transport._decoding.BodyDecoder`.
+The read-path differential test
+(``tests/transport/test_read_path_differential.py``) holds the paths to each
 other: the same events, the same error, at the same point.
 """
 
@@ -23,7 +25,8 @@ import urllib3
 from urllib3 import exceptions as u3exc
 
 from ._chunked import ChunkedDecoder, ChunkedEncodingError
-from ._errors import invalid_chunked_error, urllib3_error
+from ._decoding import DECODED_ENCODINGS, BodyDecoder, CorruptBody, body_encoding
+from ._errors import invalid_chunked_error, undecodable_body_error, urllib3_error
 from ._protocol import READ_SIZE
 
 __all__ = ["FAST_READS", "KERNEL_READ_TIMEOUT", "MIN_READ", "body_reader"]
@@ -78,29 +81,77 @@ def body_reader(
     waiting for a buffer to fill. Under it lie urllib3's and http.client's
     bookkeeping and a buffered reader, for each read; servers often send one
     event per read, and then those layers cost more than the event. So when
-    the body simply runs to the end of the connection, or is chunked, and is
-    not compressed, we read the socket ourselves (:class:`_SocketBody`) and
-    strip chunked framing with :class:`~ssesync._chunked.ChunkedDecoder`.
-    That needs private attributes of http.client's response; whenever they
-    are not there as expected — another http.client, a mocked response, a
-    body already being read — the public path is used. A connection meant
-    for reuse keeps the public path too, so http.client's own bookkeeping of
+    the body simply runs to the end of the connection, or is chunked, we
+    read the socket ourselves (:class:`_SocketBody`) and strip chunked
+    framing with :class:`~ssesync._chunked.ChunkedDecoder`. That needs
+    private attributes of http.client's response; whenever they are not
+    there as expected — another http.client, a mocked response, a body
+    already being read — the public path is used. A connection meant for
+    reuse keeps the public path too, so http.client's own bookkeeping of
     the body stays exact.
+
+    A ``gzip`` or ``deflate`` body is decoded by
+    :class:`~ssesync._transport._decoding.BodyDecoder` on either path (other
+    codings by urllib3), so that events decoded before corrupt data are
+    delivered before it is reported.
     """
-    body = None if reuse or not FAST_READS else _SocketBody.of(response, read_timeout)
+    encoding = body_encoding(response.headers)
+    decoder = BodyDecoder(encoding) if encoding in DECODED_ENCODINGS else None
+    read = None if reuse or not FAST_READS else _fast_reader(response, url, read_timeout)
+    if read is None:
+        read = _public_reader(response, url, decode=decoder is None)
+    return read if decoder is None else _decoding_reader(read, decoder, url)
+
+
+def _public_reader(
+    response: urllib3.BaseHTTPResponse, url: str, decode: bool
+) -> Callable[[], bytes]:
+    read1 = response.read1
+
+    def read_public() -> bytes:
+        try:
+            # decode_content: requests opens its responses without it.
+            return read1(READ_SIZE, decode_content=decode) or b""
+        except (u3exc.HTTPError, HTTPException, OSError) as exc:
+            error = urllib3_error(exc, url)
+            raise error from error.__cause__
+
+    return read_public
+
+
+def _decoding_reader(
+    read: Callable[[], bytes], decoder: BodyDecoder, url: str
+) -> Callable[[], bytes]:
+    feed = decoder.feed
+    ended = False
+
+    def read_decoded() -> bytes:
+        nonlocal ended
+        try:
+            if decoder.broken:
+                feed(b"")  # raises: the last read found the corruption
+            while not ended:
+                data = read()
+                if not data:
+                    ended = True
+                    return decoder.finish()
+                out = feed(data)
+                if out:
+                    return out
+            return b""
+        except CorruptBody as exc:
+            raise undecodable_body_error(url) from exc
+
+    return read_decoded
+
+
+def _fast_reader(
+    response: urllib3.BaseHTTPResponse, url: str, read_timeout: Optional[float]
+) -> Optional[Callable[[], bytes]]:
+    """The socket path's reader of the raw body, or None where it cannot be used."""
+    body = _SocketBody.of(response, read_timeout)
     if body is None:
-        read1 = response.read1
-
-        def read_public() -> bytes:
-            try:
-                # decode_content: requests opens its responses without it.
-                return read1(READ_SIZE, decode_content=True) or b""
-            except (u3exc.HTTPError, HTTPException, OSError) as exc:
-                error = urllib3_error(exc, url)
-                raise error from error.__cause__
-
-        return read_public
-
+        return None
     size = MIN_READ  # what the next read asks for (see MIN_READ)
 
     if not body.chunked:
@@ -184,9 +235,9 @@ class _SocketBody:
         cls, response: urllib3.BaseHTTPResponse, read_timeout: Optional[float]
     ) -> Optional[_SocketBody]:
         """The socket reader for a fresh body, or ``None`` if it must be read the public way."""
-        encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
-        if encoding != "identity":
-            return None
+        encoding = body_encoding(response.headers)
+        if encoding != "identity" and encoding not in DECODED_ENCODINGS:
+            return None  # urllib3 decodes it
         fp = getattr(response, "_fp", None)  # the http.client.HTTPResponse
         if not isinstance(fp, HTTPResponse):
             return None

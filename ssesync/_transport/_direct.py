@@ -24,36 +24,25 @@ from __future__ import annotations
 import select
 import socket
 import ssl
-import zlib
 from collections.abc import Mapping
 from http.client import HTTPResponse, IncompleteRead
 from typing import Any, Optional
 
 from ..exceptions import SSEConnectionError
 from ._chunked import ChunkedDecoder, ChunkedEncodingError
+from ._decoding import DECODED_ENCODINGS, BodyDecoder, CorruptBody, body_encoding
 from ._errors import invalid_chunked_error, redact_url, undecodable_body_error, urllib3_error
 from ._protocol import READ_SIZE
 
-__all__ = ["DirectBody", "LeanStream", "body_encoding"]
+__all__ = ["DirectBody", "LeanStream"]
 
-#: ``Content-Encoding`` values decoded here, and the zlib window bits for each.
-_GZIP = 16 + zlib.MAX_WBITS
-_DECODERS = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": 0}
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
-
-
-def body_encoding(headers: Mapping[str, str]) -> str:
-    """The response's ``Content-Encoding``, as this reader compares it."""
-    return (headers.get("Content-Encoding") or "identity").strip().lower()
 
 
 class DirectBody:
     """The body of one response, read from its socket without blocking."""
 
-    __slots__ = (
-        "_chunks", "_gzip", "_inflate", "_initial", "_left", "_raw_deflate", "_swallow",
-        "_url", "drained", "ended", "sock",
-    )  # fmt: skip
+    __slots__ = ("_chunks", "_decoder", "_initial", "_left", "_url", "drained", "ended", "sock")
 
     def __init__(
         self,
@@ -69,17 +58,7 @@ class DirectBody:
         self._url = url
         self._chunks: Optional[ChunkedDecoder] = ChunkedDecoder() if chunked else None
         self._left = length  # bytes of a Content-Length body still to come
-        self._inflate: Any = None
-        #: gzip: a member may follow the one that ended (as urllib3 reads them).
-        self._gzip = _DECODERS.get(encoding) == _GZIP
-        #: After a later gzip member turned out not to be one: the rest is ignored.
-        self._swallow = False
-        #: For "deflate": False while it may still be raw deflate, not zlib data.
-        self._raw_deflate: Optional[bool] = None
-        if encoding in _DECODERS:
-            self._inflate = zlib.decompressobj(_DECODERS[encoding] or zlib.MAX_WBITS)
-            if encoding == "deflate":
-                self._raw_deflate = False
+        self._decoder = BodyDecoder(encoding) if encoding in DECODED_ENCODINGS else None
         self._initial = initial
         #: Whether the body is complete: nothing more will be read.
         self.ended = length == 0
@@ -96,7 +75,7 @@ class DirectBody:
             encoding other than gzip and deflate.
         """
         encoding = body_encoding(stream.headers)
-        if encoding not in _DECODERS and encoding != "identity":
+        if encoding not in DECODED_ENCODINGS and encoding != "identity":
             # check_response let it pass because urllib3 decodes it (a list
             # such as "gzip, gzip"); this reader decodes one coding only.
             where = redact_url(url)
@@ -149,6 +128,8 @@ class DirectBody:
         :raises SSEConnectionError: when the connection broke, or the body's
             framing is broken (after the payload completed before the break).
         """
+        if self._decoder is not None and self._decoder.broken:
+            return self._decode(b"")  # raises the corruption found by the last read
         if self.ended:
             return b""
         chunks = self._chunks
@@ -200,46 +181,19 @@ class DirectBody:
         return self._decode(b"")
 
     def _decode(self, data: bytes) -> bytes:
-        inflate = self._inflate
-        if inflate is None:
+        decoder = self._decoder
+        if decoder is None:
             return data
-        if self._swallow:
-            return b""
         try:
-            out: bytes = inflate.decompress(data)
-            if self._gzip and inflate.eof and inflate.unused_data:
-                out += self._next_members(inflate.unused_data)
-                inflate = self._inflate
-        except zlib.error:
-            if self._raw_deflate is False:
-                # "deflate" is zlib data by the RFC, but some servers send it raw.
-                self._raw_deflate = True
-                self._inflate = inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-                return self._decode(data)
-            raise undecodable_body_error(self._url) from None
-        if out and self._raw_deflate is False:
-            self._raw_deflate = None  # it was zlib data after all: no more guessing
-        if self.ended and not self._swallow:
-            out += inflate.flush()
-        return out
-
-    def _next_members(self, data: bytes) -> bytes:
-        """Decode the gzip members that follow a finished one.
-
-        Like urllib3 (and gzip readers generally), bytes after a member
-        that do not make another are ignored, not an error.
-        """
-        out = b""
-        while data:
-            self._inflate = inflate = zlib.decompressobj(_GZIP)
-            try:
-                out += inflate.decompress(data)
-            except zlib.error:
-                self._swallow = True
-                return out
-            if not inflate.eof:
-                break
-            data = inflate.unused_data
+            out = decoder.feed(data)
+            if decoder.broken:
+                # What decoded before the corruption goes first; the next
+                # read, at once, reports it.
+                self.ended = self.drained = False
+            elif self.ended:
+                out += decoder.finish()
+        except CorruptBody as exc:
+            raise undecodable_body_error(self._url) from exc
         return out
 
 

@@ -37,7 +37,8 @@ from urllib3.util.connection import allowed_gai_family
 
 from ..exceptions import SSEConnectionError
 from ._connect import Attempt
-from ._direct import DirectBody, LeanStream, body_encoding
+from ._decoding import body_encoding
+from ._direct import DirectBody, LeanStream
 from ._errors import request_secrets, urllib3_error
 from ._heads import HeadReader, PlainRequest, parse_head
 from ._protocol import Request

@@ -15,6 +15,7 @@ import gzip
 import socket
 import threading
 import time
+import zlib
 from typing import Any, Optional
 
 import pytest
@@ -254,8 +255,6 @@ BODIES = {
     "gzip-two-members-close": GZIP_HEAD + b"Connection: close\r\n\r\n" + TWO_MEMBERS,
     "gzip-two-members-chunked": GZIP_HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
     + _chunked(TWO_MEMBERS),
-    "gzip-then-garbage": GZIP_HEAD + b"Connection: close\r\n\r\n"
-    + gzip.compress(b"data: a\n\n") + b"not gzip",
     "empty-body-kept-open": SSE_HEAD + b"Content-Length: 0\r\n\r\n",
 }
 #: A plain http:// source on a hub is opened on the hub's thread (lean);
@@ -280,6 +279,52 @@ def test_a_hub_reads_a_body_as_a_thread_does(
         on_hub = outcome_with(url, hub, **options)
     assert on_hub == on_thread
     assert on_hub[1] == []
+    assert lean_opens == ([url] if route == "lean" else [])
+
+
+def _flushed(wbits: int, payload: bytes) -> bytes:
+    """``payload`` compressed so far as a stream that goes on (sync-flushed)."""
+    compressor = zlib.compressobj(wbits=wbits)
+    return compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+#: Complete events, then bytes that are not the compressed data the head
+#: names, in the same read. Each body says "data: a" before the corruption.
+CORRUPT_BODIES = {
+    "gzip-member-then-garbage": GZIP_HEAD + b"Connection: close\r\n\r\n"
+    + gzip.compress(b"data: a\n\n") + b"not gzip",
+    "gzip-stream-broken": GZIP_HEAD + b"Connection: close\r\n\r\n"
+    + _flushed(31, b"data: a\n\n") + b"\xff" + gzip.compress(b"data: lost\n\n"),
+    "gzip-chunked-broken-kept-open": GZIP_HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    + _chunked(_flushed(31, b"data: a\n\n") + b"\xff\xff"),
+    "deflate-then-garbage": SSE_HEAD + b"Content-Encoding: deflate\r\nConnection: close\r\n\r\n"
+    + zlib.compress(b"data: a\n\n") + b"more",
+    "raw-deflate-broken": SSE_HEAD + b"Content-Encoding: deflate\r\nConnection: close\r\n\r\n"
+    + _flushed(-15, b"data: a\n\n") + b"\xff",
+}
+
+
+@pytest.mark.parametrize("route", ["thread", "thread-public", *HUB_ROUTES])
+@pytest.mark.parametrize("payload", list(CORRUPT_BODIES.values()), ids=list(CORRUPT_BODIES))
+def test_events_before_corrupt_compressed_data_are_delivered_then_it_is_reported(
+    payload: bytes, route: str, lean_opens: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # zlib raises for a whole read and drops what it decoded of it; the
+    # events complete before the corruption must still come first, on every
+    # path, and the report must come at once (the server holds the
+    # connection open: a wait for more would end in the read timeout).
+    if route == "thread-public":
+        monkeypatch.setattr("ssesync._transport._body.FAST_READS", False)
+    hub_options = HUB_ROUTES.get(route, {})
+    with RawServer(payload, hold=WAIT) as server, Hub() as hub:
+        url = server.url
+        got, errors, status = outcome_with(
+            url, hub if route in HUB_ROUTES else None, **hub_options, timeout=(WAIT, WAIT)
+        )
+    assert (got, status) == (["a"], 200)
+    assert errors == [
+        ("SSEConnectionError", f"the body from {url} is not the compressed data it claims", True)
+    ]
     assert lean_opens == ([url] if route == "lean" else [])
 
 

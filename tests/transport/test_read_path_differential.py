@@ -88,7 +88,7 @@ BLOCKS = st.sampled_from(
         b"data:x\n\n",
     ]
 )
-ENDINGS = ["end", "end-with-last", "keep-open", "broken-size", "cut-off", "oversized"]
+ENDINGS = ["end", "end-with-last", "keep-open", "broken-size", "cut-off", "oversized", "corrupt"]
 
 
 @dataclass
@@ -118,6 +118,23 @@ class Body:
         return headers
 
 
+def decodable_start(data: bytes) -> bytes:
+    """What gzip ``data`` decodes to before its first error, one byte at a time.
+
+    (Gzip members may follow each other; a byte that cannot begin the next
+    one is an error like any other.)
+    """
+    inflate, out = zlib.decompressobj(wbits=31), []
+    for at in range(len(data)):
+        if inflate.eof:
+            inflate = zlib.decompressobj(wbits=31)
+        try:
+            out.append(inflate.decompress(data[at : at + 1]))
+        except zlib.error:
+            break
+    return b"".join(out)
+
+
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
@@ -144,8 +161,10 @@ def bodies(draw: st.DrawFn) -> Body:
     ending = draw(st.sampled_from(ENDINGS))
     if framing == "close" and ending in ("broken-size", "end-with-last", "keep-open"):
         ending = "end"  # these are about chunked framing
-    if framing == "length" and ending not in ("end", "keep-open", "oversized"):
+    if framing == "length" and ending not in ("end", "keep-open", "oversized", "corrupt"):
         ending = "keep-open"  # the length ends the body: the connection may stay open
+    if ending == "corrupt" and not gzip:
+        ending = "end"  # about compressed data
     # gzip as one member, or (as some servers write it) one member per write.
     members = gzip and ending != "cut-off" and draw(st.booleans())
     if ending == "oversized":
@@ -163,12 +182,22 @@ def bodies(draw: st.DrawFn) -> Body:
     elif gzip:
         compressor = zlib.compressobj(wbits=31)
         pieces = [compressor.compress(p) + compressor.flush(zlib.Z_SYNC_FLUSH) for p in pieces]
-        pieces.append(compressor.flush())
+        if ending != "corrupt":
+            pieces.append(compressor.flush())
+    if ending == "corrupt":
+        # Bytes that are not compressed data, then some that would be: with
+        # the last events in one write (however the writes are cut), what
+        # decoded before them must still be delivered, and nothing after.
+        lost = _gzip_member(b"data: lost\n\n")
+        garbage = draw(st.sampled_from([b"\xff", lost[:10] + b"\xff", b"not gzip"]))
+        pieces[-1:] = [b"".join(pieces[-1:]) + garbage + lost]
     wire = [_chunk(piece) for piece in pieces] if framing == "chunked" else list(pieces)
     sent = b"".join(pieces)
     error: Optional[str] = None
     if ending == "oversized":
         error = "max_event_size"
+    elif ending == "corrupt":
+        error = "not the compressed data"
     elif ending == "broken-size":
         wire.append(b"zz\r\ndata: lost\n\n\r\n")
         error = "invalid chunked body"
@@ -182,7 +211,7 @@ def bodies(draw: st.DrawFn) -> Body:
         wire.append(b"%x\r\n" % (len(extra) + 5) + extra[:keep])
         sent += extra[:keep]
         error = "in the middle of the stream"
-    if framing == "chunked" and error is None:
+    if framing == "chunked" and (error is None or ending == "corrupt"):
         if ending == "end-with-last" and wire:
             wire[-1] += b"0\r\n\r\n"
         else:
@@ -191,7 +220,9 @@ def bodies(draw: st.DrawFn) -> Body:
     data = b"".join(wire)
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=4)))
     writes = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
-    if members:
+    if ending == "corrupt":
+        decoded = decodable_start(sent)
+    elif members:
         decoded = payload
     else:
         decoded = zlib.decompressobj(wbits=31).decompress(sent) if gzip else sent
@@ -283,6 +314,15 @@ BROKEN_AFTER_INTACT = Body(
     b"data: ok\n\n", "invalid chunked body",
 )
 
+#: Complete events and bytes that are not gzip data, in one read.
+_flushed = zlib.compressobj(wbits=31)
+CORRUPT_AFTER_EVENTS = Body(
+    "chunked", True, "corrupt",
+    [_chunk(_flushed.compress(b"data: ok\n\n") + _flushed.flush(zlib.Z_SYNC_FLUSH) + b"\xff")
+     + b"0\r\n\r\n"],
+    b"data: ok\n\n", "not the compressed data",
+)  # fmt: skip
+
 
 @settings(
     max_examples=100,
@@ -292,6 +332,7 @@ BROKEN_AFTER_INTACT = Body(
 @given(body=bodies())
 @example(body=NODE_END)
 @example(body=BROKEN_AFTER_INTACT)
+@example(body=CORRUPT_AFTER_EVENTS)
 def test_every_read_path_gives_the_same_events_and_error(
     server: SSEServer, session: requests.Session, hub: Hub, body: Body, lean_opens: list[str]
 ) -> None:
