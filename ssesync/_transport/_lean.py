@@ -51,6 +51,15 @@ REDIRECT_STATUSES = frozenset(BaseHTTPResponse.REDIRECT_STATUSES)
 _ANSWERED = frozenset({errno.EPIPE, errno.ECONNRESET, errno.EPROTOTYPE})
 
 
+def _listed_chunked(encodings: Optional[str]) -> bool:
+    """Whether ``chunked`` is among the ``Transfer-Encoding``s, as urllib3 decides it.
+
+    (http.client counts a body as chunked only when that is the one value;
+    urllib3 skips its check of conflicting lengths when it is any of them.)
+    """
+    return "chunked" in (part.strip() for part in (encodings or "").lower().split(","))
+
+
 def _unmatching(lengths: str) -> bool:
     """Whether a (comma-joined) ``Content-Length`` holds different numbers."""
     try:
@@ -227,7 +236,8 @@ class LeanConnect:
             self._fail_read(exc)
             return
         lengths = parsed.headers.get("Content-Length")
-        if lengths and not parsed.chunked and _unmatching(lengths):
+        encodings = parsed.headers.get("Transfer-Encoding")
+        if lengths and not _listed_chunked(encodings) and _unmatching(lengths):
             # urllib3 refuses these (a request smuggling risk); so do we.
             message = f"Content-Length contained multiple unmatching values ({lengths})"
             self._fail_read(u3exc.InvalidHeader(message))

@@ -48,6 +48,11 @@ GOOD = {
     "exactly-100-headers": SSE_HEAD + b"X: y\r\n" * 99 + b"\r\ndata: a\n\n",
     "redirect-without-follow": b"HTTP/1.1 300 Choices\r\nLocation: /x\r\n\r\n",
     "empty-location": b"HTTP/1.1 302 Found\r\nLocation: \r\nContent-Length: 0\r\n\r\n",
+    # Chunked in urllib3's eyes (it looks for "chunked" in the list), so its
+    # check of conflicting lengths does not apply; http.client reads to the close.
+    "listed-chunked-with-conflicting-lengths": SSE_HEAD
+    + b"Transfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\nContent-Length: 9\r\n"
+    + b"Connection: close\r\n\r\ndata: a\n\n",
 }
 CASES = {**GOOD, **BAD_HEADS}
 
