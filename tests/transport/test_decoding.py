@@ -119,7 +119,13 @@ def test_any_cut_into_reads_gives_what_zlib_gives_byte_by_byte(
     assert raised_at == (bad_read if len(before) == len(out) else bad_read + 1)
 
 
-def test_zlib_and_raw_deflate_are_both_read_as_deflate_whatever_the_first_read() -> None:
+@pytest.mark.parametrize("mark_every", [_decoding.MARK_EVERY, 1])
+def test_zlib_and_raw_deflate_are_both_read_as_deflate_whatever_the_first_read(
+    mark_every: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Until the first output, all input is kept (no mark), so that raw
+    # deflate can be tried from the start.
+    monkeypatch.setattr(_decoding, "MARK_EVERY", mark_every)
     payload = b"data: a\n\n" * 5
     for wbits in (ZLIB, RAW):
         data = compressed(wbits, [payload], members=False)
@@ -145,3 +151,11 @@ def test_garbage_alone_raises_at_once() -> None:
         decoder.feed(b"trailing")  # after a member: not another one
     with pytest.raises(CorruptBody):
         decoder.finish()
+
+
+@pytest.mark.parametrize("wbits", [ZLIB, RAW])
+def test_bytes_after_a_finished_deflate_stream_in_a_later_read_raise_at_once(wbits: int) -> None:
+    decoder = BodyDecoder("deflate")
+    assert decoder.feed(compressed(wbits, [b"data: a\n\n"], members=False)) == b"data: a\n\n"
+    with pytest.raises(CorruptBody):
+        decoder.feed(b"more")
