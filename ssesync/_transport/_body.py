@@ -83,8 +83,8 @@ def body_reader(
     event per read, and then those layers cost more than the event. So when
     the body simply runs to the end of the connection, or is chunked, we
     read the socket ourselves (:class:`_SocketBody`) and strip chunked
-    framing with :class:`~ssesync._chunked.ChunkedDecoder`. That needs
-    private attributes of http.client's response; whenever they are not
+    framing with :class:`~ssesync._transport._chunked.ChunkedDecoder`. That
+    needs private attributes of http.client's response; whenever they are not
     there as expected — another http.client, a mocked response, a body
     already being read — the public path is used. A connection meant for
     reuse keeps the public path too, so http.client's own bookkeeping of

@@ -300,6 +300,13 @@ class Cell:
         middle = statistics.median(values)
         return (max(values) - min(values)) / middle if middle else None
 
+    def extremes(self, key: str) -> str:
+        """The lowest and highest ``key`` over the runs, as ``low to high``."""
+        if self.status != "ok" or not self.runs:
+            return "?"
+        values = [run[key] for run in self.runs]
+        return f"{min(values):.1f} to {max(values):.1f}"
+
     def summary(self, workload: Workload) -> dict[str, Any]:
         """The cell's medians (the table's numbers)."""
         if self.status != "ok":
@@ -512,9 +519,12 @@ def summary(results: dict[tuple[str, str], dict[str, Cell]]) -> list[str]:
                 delivered = (
                     "every event delivered" if cell.status == "ok" else f"{cell.status}"
                 )
+                # The CPU of thousands of threads swings with GIL contention
+                # from run to run (docs/performance.rst): the range shows it.
+                spread = f"(runs {cell.extremes('cpu')} ÷ {peer.extremes('cpu')})" if peer else ""
                 lines.append(
                     f"  {name:<15} {client:<26} CPU {_fmt(cpu, '.2f')} s ÷ "
-                    f"{_fmt(ld_cpu, '.2f')} = {mark(cpu_r, (cpu_r or 9) <= 1.0)}   RSS "
+                    f"{_fmt(ld_cpu, '.2f')} = {mark(cpu_r, (cpu_r or 9) <= 1.0)} {spread}  RSS "
                     f"{_fmt(rss, '.1f')} MiB ÷ {_fmt(ld_rss, '.1f')} = "
                     f"{mark(rss_r, (rss_r or 9) <= 1.0)}   {delivered}"
                 )
