@@ -2,7 +2,9 @@
 
 A body reaches the parser by one of several paths: the socket fast path
 (``_transport._body._SocketBody``, with ``_transport._chunked`` for chunked framing),
-urllib3's public ``read1``, and the same two under the ``requests`` transport.
+urllib3's public ``read1``, the same two under the ``requests`` transport, and
+a hub's two (over plain HTTP and over TLS, where bytes may wait decrypted
+inside the TLS layer, out of the selector's sight).
 A fast path is only as good as its agreement with the public one, so this
 module builds bodies the way servers send them — chunked or close-delimited,
 gzip or not, chunks cut anywhere into writes, the terminator with the last
@@ -37,8 +39,8 @@ WAIT = 10.0
 EVENT_TYPES = ("message", "update")
 #: The event size limit of every read: the "oversized" ending exceeds it.
 MAX_EVENT_SIZE = 64
-#: Each write of a body is followed by this pause, so that most cuts are
-#: also read boundaries (the outcome must not depend on it either way).
+#: Each write of a body is followed by this pause (or none), so that most
+#: cuts are also read boundaries (the outcome must not depend on it either way).
 WRITE_PAUSE = 0.002
 PATHS = [
     ("urllib3", "fast"),
@@ -57,6 +59,13 @@ _paths = itertools.count()
 @pytest.fixture(scope="module")
 def server() -> Iterator[SSEServer]:
     with SSEServer() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def tls_server(tls: dict[str, Any]) -> Iterator[SSEServer]:
+    """The same server over TLS, where reads come out of TLS records, not segments."""
+    with SSEServer(ssl_context=tls["server_context"]) as srv:
         yield srv
 
 
@@ -105,6 +114,11 @@ class Body:
     error: Optional[str]
     #: Whether the first write goes out with the response head (one read).
     with_head: bool = False
+    #: Served over TLS (hub: never the lean path, which is for http:// only).
+    tls: bool = False
+    #: The pause after each write; none lets TLS records pile up in one read,
+    #: which leaves some decrypted inside the TLS layer after a recv.
+    pause: float = WRITE_PAUSE
 
     @property
     def headers(self) -> dict[str, str]:
@@ -226,31 +240,38 @@ def bodies(draw: st.DrawFn) -> Body:
         decoded = payload
     else:
         decoded = zlib.decompressobj(wbits=31).decompress(sent) if gzip else sent
-    with_head = draw(st.booleans())
-    return Body(framing, gzip, ending, [w for w in writes if w], decoded, error, with_head)
+    with_head, tls = draw(st.booleans()), draw(st.integers(0, 3)) == 0
+    pause = draw(st.sampled_from([WRITE_PAUSE, 0.0]))
+    return Body(
+        framing, gzip, ending, [w for w in writes if w], decoded, error, with_head, tls, pause
+    )
 
 
 # -- reading ------------------------------------------------------------------------------
 
 
 def read_through(
-    server: SSEServer, session: requests.Session, hub: Hub, body: Body, via: str, path: str,
-    lean_opens: list[str],
+    servers: tuple[SSEServer, SSEServer, str], session: requests.Session, hub: Hub, body: Body,
+    via: str, path: str, lean_opens: list[str],
 ) -> tuple[list[tuple[Any, ...]], Optional[str]]:
     """The events and the error message of one read of ``body``."""
+    plain, secure, ca_path = servers
+    server = secure if body.tls else plain
     route = f"/differential/{next(_paths)}"
     then = "stall" if body.ending == "keep-open" else "end"
     server.route(
         route,
         server.raw(
-            body.writes, chunked=False, pause=WRITE_PAUSE, then=then, headers=body.headers,
+            body.writes, chunked=False, pause=body.pause, then=then, headers=body.headers,
             with_head=body.with_head,
         ),
     )
     options: dict[str, Any] = {"session": session} if via == "requests" else {}
+    if body.tls:
+        options["verify"] = ca_path
     if via == "hub":
         options["hub"] = hub
-        if path == "urllib3":
+        if path == "urllib3" and not body.tls:
             options["verify"] = False  # a transport of its own: opened by urllib3
     source = EventSource(
         server.url_for(route),
@@ -263,7 +284,8 @@ def read_through(
     if via == "hub":
         opened = len(lean_opens)
         outcome = _read_on_hub(source, server.url_for(route))
-        assert len(lean_opens) - opened == (path == "lean"), "the hub opened it the other way"
+        lean = path == "lean" and not body.tls
+        assert len(lean_opens) - opened == lean, "the hub opened it the other way"
         return outcome
     previous = transport.FAST_READS
     transport.FAST_READS = path == "fast"
@@ -334,10 +356,12 @@ CORRUPT_AFTER_EVENTS = Body(
 @example(body=BROKEN_AFTER_INTACT)
 @example(body=CORRUPT_AFTER_EVENTS)
 def test_every_read_path_gives_the_same_events_and_error(
-    server: SSEServer, session: requests.Session, hub: Hub, body: Body, lean_opens: list[str]
-) -> None:
+    server: SSEServer, tls_server: SSEServer, tls: dict[str, Any], session: requests.Session,
+    hub: Hub, body: Body, lean_opens: list[str],
+) -> None:  # fmt: skip
+    servers = (server, tls_server, tls["ca_path"])
     outcomes = {
-        (via, path): read_through(server, session, hub, body, via, path, lean_opens)
+        (via, path): read_through(servers, session, hub, body, via, path, lean_opens)
         for via, path in PATHS
     }
     (first_events, first_error), *_ = outcomes.values()
