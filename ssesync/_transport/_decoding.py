@@ -9,11 +9,13 @@ events are lost. Here the events decoded before the bad bytes come first,
 and the error is raised by the next call; a read must never cost events
 that were complete before it broke.
 
-zlib cannot say how far it got before an error, and its state is spoilt by
-it. So the decoder keeps a *mark*: a copy of the decompressor taken now and
-then (or none while a fresh one would do) and the input fed since. After an
-error it rebuilds the state before the failing read from the mark and finds,
-by halving, the longest start of that read that decodes.
+zlib cannot say how far it got before an error, and the error spoils its
+state. So each read is decoded by the decompressor while a copy of it, from
+before the read, is kept until the read has decoded; after an error, the
+copy finds, by halving the read, the longest start of it that decodes. A
+copy costs about as much as decoding a read of a few small events, and it
+is let go at once: a stream holds one decompressor between reads, as with
+urllib3 (its 32 KiB window is most of the memory of a compressed stream).
 """
 
 from __future__ import annotations
@@ -29,10 +31,9 @@ _RAW_DEFLATE = -zlib.MAX_WBITS
 #: The ``Content-Encoding`` values decoded here, and the zlib window bits of each.
 DECODED_ENCODINGS = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": zlib.MAX_WBITS}
 
-#: Input bytes fed since the mark after which a new mark is taken: a copy of
-#: the decompressor (its 32 KiB window) costs about as much as decoding a few
-#: hundred bytes, so quiet streams never make one and busy ones rarely.
-MARK_EVERY = 16_384
+#: A "deflate" body's input kept, until its first output, for a retry as raw
+#: deflate; past this much without output it is taken to be zlib data.
+UNDECIDED_LIMIT = 65_536
 
 
 def body_encoding(headers: Mapping[str, str]) -> str:
@@ -48,29 +49,25 @@ class BodyDecoder:
     """Decodes one ``gzip`` or ``deflate`` body, fed as it arrives.
 
     A ``gzip`` body may be several members, one after another (some servers
-    write one per event); bytes after a member that do not begin another, or
-    after the end of a ``deflate`` stream, are corrupt data like any other:
-    a stream that went on after them would deliver nothing more, silently.
-    A ``deflate`` body should be zlib data (RFC 9110), but some servers send
-    raw deflate: until the first output, either is accepted.
+    write one per event), with zero bytes between them as gzip tools allow;
+    other bytes after a member that do not begin another, or bytes after the
+    end of a ``deflate`` stream, are corrupt data like any other: a stream
+    that went on after them would deliver nothing more, silently. A
+    ``deflate`` body should be zlib data (RFC 9110), but some servers send
+    raw deflate: until the first output, all of the input is kept, and if
+    zlib rejects it while raw deflate decodes all of it, raw it is.
     """
 
-    __slots__ = (
-        "_gzip", "_inflate", "_mark", "_since", "_since_size", "_undecided", "_wbits", "broken",
-    )  # fmt: skip
+    __slots__ = ("_gzip", "_inflate", "_kept", "_kept_size", "_undecided", "broken")
 
     def __init__(self, encoding: str) -> None:
-        self._wbits = wbits = DECODED_ENCODINGS[encoding]
+        wbits = DECODED_ENCODINGS[encoding]
         self._gzip = wbits == _GZIP
         self._inflate: Any = zlib.decompressobj(wbits)
-        #: For "deflate": True until the first output, while it may still
-        #: turn out to be raw deflate (all input is kept until then).
+        #: For "deflate": True until the first output (see the class doc).
         self._undecided = not self._gzip
-        #: A copy of the decompressor from before :attr:`_since`, or None:
-        #: a fresh one (for the member or stream being decoded) does.
-        self._mark: Optional[Any] = None
-        self._since: list[bytes] = []
-        self._since_size = 0
+        self._kept: list[bytes] = []
+        self._kept_size = 0
         #: Set after corrupt data: every later call raises :class:`CorruptBody`.
         self.broken = False
 
@@ -88,30 +85,27 @@ class BodyDecoder:
         out = b""
         while data:
             inflate = self._inflate
-            if inflate.eof:  # a gzip member ended at the end of the last read
+            if inflate.eof:  # the member (or deflate stream) ended before ``data``
                 if not self._gzip:
-                    return self._salvaged(out, b"")  # bytes after a deflate stream
-                inflate = self._start(_GZIP)
+                    return self._salvaged(out)  # bytes after a deflate stream
+                data = data.lstrip(b"\x00")  # padding between members
+                if not data:
+                    break
+                self._inflate = inflate = zlib.decompressobj(_GZIP)
+            before = inflate.copy()
             try:
                 got = inflate.decompress(data)
             except zlib.error:
                 raw = self._as_raw_deflate(data) if self._undecided else None
                 if raw is None:
-                    return self._salvaged(out, data)
-                inflate, data, got = raw
-                if not data:
-                    return got  # raw deflate, broken after this
+                    return self._salvaged(out, before, data)
+                inflate, got = raw
             if got:
                 out += got
-                self._undecided = False
-            if not inflate.eof:
-                self._remember(data)
-                break
-            data = inflate.unused_data
-            if data:
-                if not self._gzip:
-                    return self._salvaged(out, b"")
-                self._start(_GZIP)  # another member follows
+                self._decided()
+            elif self._undecided:
+                self._keep(data)
+            data = inflate.unused_data if inflate.eof else b""
         return out
 
     def finish(self) -> bytes:
@@ -124,56 +118,39 @@ class BodyDecoder:
         out: bytes = self._inflate.flush()
         return out
 
-    def _start(self, wbits: int) -> Any:
-        """A fresh decompressor, for the next gzip member or as raw deflate."""
-        self._wbits = wbits
-        self._inflate = inflate = zlib.decompressobj(wbits)
-        self._mark = None
-        self._since = []
-        self._since_size = 0
-        return inflate
+    def _keep(self, data: bytes) -> None:
+        self._kept.append(data)
+        self._kept_size += len(data)
+        if self._kept_size > UNDECIDED_LIMIT:
+            self._decided()
 
-    def _remember(self, data: bytes) -> None:
-        self._since.append(data)
-        self._since_size += len(data)
-        if self._since_size >= MARK_EVERY and not self._undecided:
-            self._mark = self._inflate.copy()
-            self._since = []
-            self._since_size = 0
+    def _decided(self) -> None:
+        self._undecided = False
+        self._kept = []
 
-    def _as_raw_deflate(self, data: bytes) -> Optional[tuple[Any, bytes, bytes]]:
-        """The body so far decoded as raw deflate, or None if it is not that either.
+    def _as_raw_deflate(self, data: bytes) -> Optional[tuple[Any, bytes]]:
+        """The decompressor and output of the body so far as raw deflate, if it is that.
 
-        When raw deflate gets further than zlib data before an error, the
-        body counts as raw deflate: it is broken, and this raises or returns
-        (in the tuple) what decoded before the error.
+        Only if raw deflate takes all of it: plain text, for one, often
+        decodes as a few bytes of raw deflate before failing.
         """
-        joined = b"".join([*self._since, data])
         trial = zlib.decompressobj(_RAW_DEFLATE)
         try:
-            got = trial.decompress(joined)
+            got: bytes = trial.decompress(b"".join([*self._kept, data]))
         except zlib.error:
-            got = _decodable_start(zlib.decompressobj(_RAW_DEFLATE), joined)
-            if not got:
-                return None  # corrupt as zlib data, as the RFC has it
-            self.broken = True
-            return trial, b"", got  # (no input: none is left to decode)
-        self._start(_RAW_DEFLATE)
+            return None  # corrupt as zlib data, as the RFC has it
         self._inflate = trial
-        return trial, joined, got
+        return trial, got
 
-    def _salvaged(self, out: bytes, data: bytes) -> bytes:
-        """``out``, and what the start of ``data`` decodes to before the corruption in it.
+    def _salvaged(self, out: bytes, before: Any = None, data: bytes = b"") -> bytes:
+        """``out``, and what ``before`` (the decompressor as it was) makes of the start of ``data``.
 
         The next call raises; this one does if there is nothing to return.
         """
         self.broken = True
+        self._kept = []
         if data:
-            mark = self._mark
-            inflate = mark.copy() if mark is not None else zlib.decompressobj(self._wbits)
-            for piece in self._since:
-                inflate.decompress(piece)  # back to the state before ``data``
-            out += _decodable_start(inflate, data)
+            out += _decodable_start(before, data)
         if not out:
             raise CorruptBody("the body is not the compressed data it claims")
         return out

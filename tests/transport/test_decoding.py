@@ -16,7 +16,7 @@ import zlib
 from typing import Optional
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ssesync._transport import _decoding
@@ -42,14 +42,16 @@ def compressed(wbits: int, pieces: list[bytes], members: bool) -> bytes:
 def bytewise(wbits: int, data: bytes) -> tuple[bytes, Optional[int]]:
     """What zlib makes of ``data`` one byte at a time, and where its first error is.
 
-    After a gzip member the next byte must begin another; after a zlib or
-    raw deflate stream, no byte may follow.
+    After a gzip member the next byte must begin another, or be a zero byte
+    of padding; after a zlib or raw deflate stream, no byte may follow.
     """
     inflate, out = zlib.decompressobj(wbits), []
     for at in range(len(data)):
         if inflate.eof:
             if wbits != GZIP:
                 return b"".join(out), at
+            if data[at] == 0:
+                continue
             inflate = zlib.decompressobj(wbits)
         try:
             out.append(inflate.decompress(data[at : at + 1]))
@@ -81,28 +83,28 @@ def bodies(draw: st.DrawFn) -> tuple[str, int, bytes]:
         st.sampled_from([("gzip", GZIP), ("x-gzip", GZIP), ("deflate", ZLIB), ("deflate", RAW)])
     )
     pieces = draw(PAYLOADS)
-    data = compressed(wbits, pieces, members=wbits == GZIP and draw(st.booleans()))
-    if draw(st.booleans()):
-        # Corrupt bytes, anywhere after the first piece for deflate (before it,
-        # raw and zlib data could be confused, which is the guess's business).
-        first = len(compressed(wbits, pieces[:1], members=False)) - 6 if wbits != GZIP else 0
+    members = wbits == GZIP and draw(st.booleans())
+    data = compressed(wbits, pieces, members=members)
+    if members and draw(st.booleans()):
+        data += b"\x00" * draw(st.integers(1, 9))  # padding, as gzip tools allow
+    if wbits != RAW and draw(st.booleans()):
+        # Corrupt bytes, for zlib data anywhere after the first piece (before
+        # it, raw and zlib data could be confused: the guess's own business).
+        # Raw deflate with corruption is left to the tests below: whether
+        # raw is recognised then depends on the first read.
+        first = len(compressed(wbits, pieces[:1], members=False)) - 6 if wbits == ZLIB else 0
         at = draw(st.integers(max(first, 0), len(data)))
-        junk = draw(st.sampled_from([b"\xff", b"\xff\xff\xff", b"not compressed", b"\x00"]))
+        junk = draw(st.sampled_from([b"\xff", b"\xff\xff\xff", b"not compressed", b"\x00\x01"]))
         data = data[:at] + junk + data[at + draw(st.integers(0, 3)) :]
     return encoding, wbits, data
 
 
-@pytest.mark.parametrize("mark_every", [_decoding.MARK_EVERY, 1, 40])
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=300, deadline=None)
 @given(body=bodies(), cuts=st.lists(st.integers(0, 4000), max_size=6))
 @example(body=("gzip", GZIP, compressed(GZIP, [b"data: a\n\n"], False)[:-8] + b"\xff"), cuts=[])
 def test_any_cut_into_reads_gives_what_zlib_gives_byte_by_byte(
-    body: tuple[str, int, bytes], cuts: list[int], mark_every: int,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    monkeypatch.setattr(_decoding, "MARK_EVERY", mark_every)
+    body: tuple[str, int, bytes], cuts: list[int]
+) -> None:
     encoding, wbits, data = body
     reads = [read for read in cut(data, [c % (len(data) + 1) for c in cuts]) if read]
     expected, bad_at = bytewise(wbits, data)
@@ -119,13 +121,7 @@ def test_any_cut_into_reads_gives_what_zlib_gives_byte_by_byte(
     assert raised_at == (bad_read if len(before) == len(out) else bad_read + 1)
 
 
-@pytest.mark.parametrize("mark_every", [_decoding.MARK_EVERY, 1])
-def test_zlib_and_raw_deflate_are_both_read_as_deflate_whatever_the_first_read(
-    mark_every: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Until the first output, all input is kept (no mark), so that raw
-    # deflate can be tried from the start.
-    monkeypatch.setattr(_decoding, "MARK_EVERY", mark_every)
+def test_zlib_and_raw_deflate_are_both_read_as_deflate_whatever_the_first_read() -> None:
     payload = b"data: a\n\n" * 5
     for wbits in (ZLIB, RAW):
         data = compressed(wbits, [payload], members=False)
@@ -134,12 +130,31 @@ def test_zlib_and_raw_deflate_are_both_read_as_deflate_whatever_the_first_read(
             assert (out, raised) == (payload, None), (wbits, first)
 
 
-def test_events_before_corruption_in_raw_deflate_come_first() -> None:
-    data = compressed(RAW, [b"data: a\n\n"], members=False)[:-2] + b"\xff"
+def test_events_before_corruption_in_raw_deflate_come_first_once_it_is_known_raw() -> None:
     decoder = BodyDecoder("deflate")
-    assert decoder.feed(data) == b"data: a\n\n"
+    assert decoder.feed(compressed(RAW, [b"data: a\n\n"], members=False)[:-2]) == b"data: a\n\n"
+    assert decoder.feed(compressed(RAW, [b"data: b\n\n"], members=False) + b"\xff") != b""
     with pytest.raises(CorruptBody):
         decoder.feed(b"")
+
+
+def test_text_called_deflate_gives_no_output_at_all() -> None:
+    # Plain text often decodes as a few bytes of raw deflate before failing:
+    # those bytes must not reach the parser as if they were the body.
+    for text in (b"retry: 1000\n\n", b"data: plain text\n\n", b"event: x\ndata: y\n\n"):
+        with pytest.raises(CorruptBody):
+            BodyDecoder("deflate").feed(text)
+
+
+def test_undecided_input_is_kept_only_up_to_a_limit() -> None:
+    # A "deflate" body that yields nothing (empty stored blocks) is taken for
+    # zlib data once the limit has passed, and no longer kept.
+    decoder = BodyDecoder("deflate")
+    empty_block = b"\x00\x00\x00\xff\xff"  # raw deflate: a stored block of no bytes
+    decoder.feed(b"\x78\x9c")  # a zlib header
+    for _ in range(_decoding.UNDECIDED_LIMIT // len(empty_block) + 2):
+        assert decoder.feed(empty_block) == b""
+    assert decoder._kept == []
 
 
 def test_garbage_alone_raises_at_once() -> None:

@@ -49,7 +49,8 @@ GOOD = {
     "redirect-without-follow": b"HTTP/1.1 300 Choices\r\nLocation: /x\r\n\r\n",
     "empty-location": b"HTTP/1.1 302 Found\r\nLocation: \r\nContent-Length: 0\r\n\r\n",
     # Chunked in urllib3's eyes (it looks for "chunked" in the list), so its
-    # check of conflicting lengths does not apply; http.client reads to the close.
+    # check of conflicting lengths does not apply (a hub used to refuse it);
+    # http.client then reads the first length's five bytes: no event.
     "listed-chunked-with-conflicting-lengths": SSE_HEAD
     + b"Transfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\nContent-Length: 9\r\n"
     + b"Connection: close\r\n\r\ndata: a\n\n",
@@ -261,6 +262,8 @@ BODIES = {
     "gzip-two-members-chunked": GZIP_HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
     + _chunked(TWO_MEMBERS),
     "empty-body-kept-open": SSE_HEAD + b"Content-Length: 0\r\n\r\n",
+    "gzip-zero-padding": GZIP_HEAD + b"Connection: close\r\n\r\n"
+    + gzip.compress(b"data: a\n\n") + b"\x00" * 8 + gzip.compress(b"data: b\n\n") + b"\x00",
 }
 #: A plain http:// source on a hub is opened on the hub's thread (lean);
 #: with an option of its own it is opened by urllib3 on a worker.
@@ -304,8 +307,8 @@ CORRUPT_BODIES = {
     + _chunked(_flushed(31, b"data: a\n\n") + b"\xff\xff"),
     "deflate-then-garbage": SSE_HEAD + b"Content-Encoding: deflate\r\nConnection: close\r\n\r\n"
     + zlib.compress(b"data: a\n\n") + b"more",
-    "raw-deflate-broken": SSE_HEAD + b"Content-Encoding: deflate\r\nConnection: close\r\n\r\n"
-    + _flushed(-15, b"data: a\n\n") + b"\xff",
+    "zlib-deflate-broken": SSE_HEAD + b"Content-Encoding: deflate\r\nConnection: close\r\n\r\n"
+    + _flushed(15, b"data: a\n\n") + b"\xff",
 }
 
 

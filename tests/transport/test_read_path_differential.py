@@ -135,12 +135,14 @@ class Body:
 def decodable_start(data: bytes) -> bytes:
     """What gzip ``data`` decodes to before its first error, one byte at a time.
 
-    (Gzip members may follow each other; a byte that cannot begin the next
-    one is an error like any other.)
+    (Gzip members may follow each other, with zero bytes between them; any
+    other byte that cannot begin the next one is an error like any other.)
     """
     inflate, out = zlib.decompressobj(wbits=31), []
     for at in range(len(data)):
         if inflate.eof:
+            if data[at] == 0:
+                continue
             inflate = zlib.decompressobj(wbits=31)
         try:
             out.append(inflate.decompress(data[at : at + 1]))
@@ -258,7 +260,9 @@ def read_through(
     plain, secure, ca_path = servers
     server = secure if body.tls else plain
     route = f"/differential/{next(_paths)}"
-    then = "stall" if body.ending == "keep-open" else "end"
+    # After corrupt data too the server holds the connection: the report must
+    # come at once, not at the read timeout.
+    then = "stall" if body.ending in ("keep-open", "corrupt") else "end"
     server.route(
         route,
         server.raw(
