@@ -19,6 +19,7 @@ from urllib3 import HTTPHeaderDict
 
 from .._retry import parse_retry_after
 from ..exceptions import SSEConnectionError
+from ._decoding import body_encoding
 from ._errors import redact_url
 from ._protocol import Stream
 
@@ -135,7 +136,7 @@ def check_response(stream: Stream, url: str) -> None:
                 url=where,
                 retryable=False,
             )
-        encoding = (headers.get("Content-Encoding") or "identity").strip().lower()
+        encoding = body_encoding(headers)
         decodable = ("identity", *urllib3.HTTPResponse.CONTENT_DECODERS)
         if any(part.strip() not in decodable for part in encoding.split(",")):
             where = redact_url(url)
