@@ -186,7 +186,7 @@ def test_stalled_stream_times_out_reconnects_and_closes_the_stalled_socket(
 
     sse_server.route("/s", stall, sse_server.events(numbered(1, 2), resume=True, then="stall"))
     got, errors = Collector(), Collector()
-    source = fast(sse_server.url_for("/s"), timeout=(5, 0.3))
+    source = fast(sse_server.url_for("/s"), timeout=(5, 1.0))
     source.on("message", got)
     source.on_error(lambda src, exc: errors((exc, src.ready_state)))
     with source.start():
@@ -208,7 +208,7 @@ def test_server_that_never_sends_headers_times_out_then_reconnects(
 ) -> None:
     sse_server.route("/s", _never_answers, sse_server.events([{"data": "finally"}], then="stall"))
     errors = Collector()
-    source = fast(sse_server.url_for("/s"), timeout=(5, 0.3))
+    source = fast(sse_server.url_for("/s"), timeout=(5, 1.0))
     source.on_error(errors)
     with source, watchdog(source, WAIT):
         assert take(source, 1)[0].data == "finally"

@@ -245,7 +245,7 @@ def test_tls_streams_with_records_left_inside_the_tls_layer(
 def test_a_silent_stream_times_out_and_reconnects(hub: Hub, sse_server: SSEServer) -> None:
     sse_server.route("/s", events_then_stall("first"), events_then_stall("second"))
     got, errors = Collector(), Collector()
-    source = on_hub(hub, sse_server.url_for("/s"), timeout=(5, 0.3))
+    source = on_hub(hub, sse_server.url_for("/s"), timeout=(5, 1.0))
     source.on("message", got)
     source.on_error(errors)
     source.start()

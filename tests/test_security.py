@@ -212,7 +212,7 @@ def test_secrets_never_reach_logs_or_exceptions(
     url = sse_server.url_for(f"/s?token={QUERY}")
     options: dict[str, Any] = {
         "headers": SECRET_HEADERS,
-        "timeout": (5, 0.3),
+        "timeout": (5, 1.0),  # a read timeout, and room for each head on a busy machine
         "max_event_size": 100,
     }
     if transport == "requests":

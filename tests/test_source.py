@@ -229,7 +229,7 @@ def test_read_timeout_counts_as_broken_stream(sse_server: SSEServer) -> None:
 
     errors: list[BaseException] = []
     sse_server.route("/s", stall, sse_server.events([{"data": "after", "id": "2"}]))
-    source = fast(sse_server.url_for("/s"), timeout=(5, 0.3))
+    source = fast(sse_server.url_for("/s"), timeout=(5, 1.0))
     source.on_error(lambda src, exc: errors.append(exc))
     with source:
         got = take(source, 2)
@@ -346,7 +346,7 @@ def test_giving_up_says_what_the_reconnect_did(sse_server: SSEServer) -> None:
         sse_server.events([{"data": "a", "id": "1"}], then="drop"),
         sse_server.events([], then="stall"),
     )
-    source = fast(sse_server.url_for("/s"), max_retries=1, timeout=(5, 0.3))
+    source = fast(sse_server.url_for("/s"), max_retries=1, timeout=(5, 1.0))
     with pytest.raises(SSEConnectionError) as info:
         list(source)
     message = str(info.value)
