@@ -137,9 +137,16 @@ def test_zlib_and_raw_deflate_are_both_read_as_deflate_whatever_the_first_read()
 
 
 def test_events_before_corruption_in_raw_deflate_come_first_once_it_is_known_raw() -> None:
+    # Known raw after the first read; the second read's event, before the
+    # bad byte, still comes out, and the next call reports the corruption.
+    compressor = zlib.compressobj(wbits=RAW)
+    first, second = (
+        compressor.compress(event) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        for event in (b"data: a\n\n", b"data: b\n\n")
+    )
     decoder = BodyDecoder("deflate")
-    assert decoder.feed(compressed(RAW, [b"data: a\n\n"], members=False)[:-2]) == b"data: a\n\n"
-    assert decoder.feed(compressed(RAW, [b"data: b\n\n"], members=False) + b"\xff") != b""
+    assert decoder.feed(first) == b"data: a\n\n"
+    assert decoder.feed(second + b"\xff") == b"data: b\n\n"
     with pytest.raises(CorruptBody):
         decoder.feed(b"")
 

@@ -11,11 +11,13 @@ a source on a thread of its own must see the same events, the same errors
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import socket
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from typing import Any, Optional
 
 import pytest
@@ -357,46 +359,44 @@ def test_a_hub_refuses_a_list_of_encodings_however_it_opened(
     assert lean_opens == ([url] if route == "lean" else [])
 
 
-def test_a_lean_streams_blocking_read_keeps_the_read_timeout() -> None:
-    # The hub reads a lean stream's body itself; the blocking read() every
-    # stream offers must still wait no longer than the read timeout.
+@contextlib.contextmanager
+def lean_stream(
+    *, chunked: bool, initial: bytes, read_timeout: float
+) -> Iterator[tuple[Any, socket.socket]]:
+    """A :class:`LeanStream` over one end of a socket pair, and the other end to write to."""
     from ssesync._transport._direct import DirectBody, LeanStream
 
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
     try:
-        body = DirectBody(ours, "http://h/s", chunked=False, length=None, encoding="identity",
-                          initial=b"")  # fmt: skip
-        stream = LeanStream(ours, 200, {}, "http://h/s", body, read_timeout=0.1)
+        body = DirectBody(ours, "http://h/s", chunked=chunked, length=None, encoding="identity",
+                          initial=initial)  # fmt: skip
+        yield LeanStream(ours, 200, {}, "http://h/s", body, read_timeout), theirs
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_a_lean_streams_blocking_read_keeps_the_read_timeout() -> None:
+    # The hub reads a lean stream's body itself; the blocking read() every
+    # stream offers must still wait no longer than the read timeout.
+    with lean_stream(chunked=False, initial=b"", read_timeout=0.1) as (stream, theirs):
         with pytest.raises(SSEConnectionError, match="read timed out"):
             stream.read()
         theirs.sendall(b"data: x\n\n")
         assert stream.read() == b"data: x\n\n"
         theirs.close()
         assert stream.read() == b""
-    finally:
-        ours.close()
-        theirs.close()
 
 
 def test_a_lean_streams_blocking_read_gives_no_empty_read_before_the_end() -> None:
     # A read of chunk framing alone holds no payload: read() must wait for
     # more rather than return b"", which every stream's caller takes for the end.
-    from ssesync._transport._direct import DirectBody, LeanStream
-
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    try:
-        body = DirectBody(ours, "http://h/s", chunked=True, length=None, encoding="identity",
-                          initial=b"9\r")  # fmt: skip
-        stream = LeanStream(ours, 200, {}, "http://h/s", body, read_timeout=WAIT)
+    with lean_stream(chunked=True, initial=b"9\r", read_timeout=WAIT) as (stream, theirs):
         theirs.sendall(b"\ndata: x\n\n\r\n0\r\n\r\n")
         assert stream.read() == b"data: x\n\n"
         assert stream.read() == b""
-        assert body.ended
-    finally:
-        ours.close()
-        theirs.close()
+        assert stream.body.ended
 
 
 def test_a_redirect_loop_ends_alike_on_a_hub_and_a_thread(

@@ -206,7 +206,8 @@ def bodies(draw: st.DrawFn) -> Body:
         # decoded before them must still be delivered, and nothing after.
         lost = _gzip_member(b"data: lost\n\n")
         garbage = draw(st.sampled_from([b"\xff", lost[:10] + b"\xff", b"not gzip"]))
-        pieces[-1:] = [b"".join(pieces[-1:]) + garbage + lost]
+        last = pieces.pop() if pieces else b""
+        pieces.append(last + garbage + lost)
     wire = [_chunk(piece) for piece in pieces] if framing == "chunked" else list(pieces)
     sent = b"".join(pieces)
     error: Optional[str] = None
