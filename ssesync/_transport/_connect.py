@@ -38,7 +38,7 @@ from ._pool_queue import LightQueue
 from ._protocol import Stream
 from ._response import _FinalResponse
 
-__all__ = ["Attempt", "build_pool_manager", "proxy_settings"]
+__all__ = ["Attempt", "build_pool_manager", "connect_failure", "proxy_settings"]
 
 class Attempt:
     """One connection attempt, abortable from any thread (see the module doc).
@@ -161,16 +161,8 @@ class _SocketWatcher(HTTPConnection):
                 self._dns_host, self.port, self.timeout, self.source_address,
                 self.socket_options, attempt, isinstance(self, HTTPSConnection),
             )
-        except socket.gaierror as exc:
-            raise u3exc.NameResolutionError(self.host, self, exc) from exc
-        except socket.timeout as exc:
-            raise u3exc.ConnectTimeoutError(
-                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
-            ) from exc
         except OSError as exc:
-            raise u3exc.NewConnectionError(
-                self, f"Failed to establish a new connection: {exc}"
-            ) from exc
+            raise connect_failure(exc, self.host, self, self.timeout) from exc
         sys.audit("http.client.connect", self, self.host, self.port)
         return sock
 
@@ -213,6 +205,30 @@ def _open_socket(
             error = exc
             sock.close()
     raise error or OSError("getaddrinfo returned no addresses")
+
+
+def connect_failure(
+    exc: OSError, host: str, connection: Any = None, timeout: Any = None
+) -> u3exc.HTTPError:
+    """The urllib3 error for a connect that failed with ``exc``, as urllib3 raises it.
+
+    Both connect paths (urllib3's, through :class:`_SocketWatcher`, and the
+    hub's own in ``_lean``) report their failures through this, so that
+    :func:`~ssesync._transport._errors.urllib3_error` words them alike.
+    """
+    reason: u3exc.HTTPError
+    if isinstance(exc, socket.gaierror):
+        reason = u3exc.NameResolutionError(host, connection, exc)
+    elif isinstance(exc, socket.timeout):
+        reason = u3exc.ConnectTimeoutError(
+            connection, f"Connection to {host} timed out. (connect timeout={timeout})"
+        )
+    else:
+        reason = u3exc.NewConnectionError(
+            connection, f"Failed to establish a new connection: {exc}"
+        )
+    reason.__cause__ = exc
+    return reason
 
 
 _WatchedHTTPConnection = _SocketWatcher

@@ -36,7 +36,7 @@ from urllib3 import exceptions as u3exc
 from urllib3.util.connection import allowed_gai_family
 
 from ..exceptions import SSEConnectionError
-from ._connect import Attempt
+from ._connect import Attempt, connect_failure
 from ._decoding import body_encoding
 from ._direct import DirectBody, LeanStream
 from ._errors import request_secrets, urllib3_error
@@ -147,9 +147,6 @@ class LeanConnect:
         if exc is None:
             self._addresses = iter(future.result())
             self._next_address()
-        elif isinstance(exc, socket.gaierror):
-            reason = u3exc.NameResolutionError(self._host, None, exc)  # type: ignore[arg-type]
-            self._report(urllib3_error(reason, self._request.url, self._secrets()), exc)
         else:
             self._fail_connect(exc if isinstance(exc, OSError) else OSError(str(exc)))
 
@@ -287,12 +284,8 @@ class LeanConnect:
         else:
             self._fail_read(socket.timeout("timed out"))
 
-    def _fail_connect(self, exc: BaseException) -> None:
-        if isinstance(exc, socket.timeout):
-            reason: BaseException = u3exc.ConnectTimeoutError(None, str(exc))
-        else:
-            reason = u3exc.NewConnectionError(None, f"Failed to establish a new connection: {exc}")  # type: ignore[arg-type]
-            reason.__cause__ = exc
+    def _fail_connect(self, exc: OSError) -> None:
+        reason = connect_failure(exc, self._host, timeout=self._request.timeout[0])
         self._report(urllib3_error(reason, self._request.url, self._secrets()), exc)
 
     def _fail_read(self, exc: BaseException) -> None:

@@ -113,6 +113,26 @@ def test_a_host_name_is_resolved_off_the_hubs_thread(lean_opens: list[str]) -> N
     assert lean_opens == [url]
 
 
+def test_a_host_that_does_not_resolve_reads_the_same_on_a_hub(
+    lean_opens: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The resolver is answered here: a machine without DNS could take seconds.
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in ("unknown.example", b"unknown.example"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    url = "http://unknown.example/s"
+    with Hub() as hub:
+        on_hub = outcome(url, hub)
+    assert on_hub == outcome(url, None)
+    assert on_hub == ([], [("SSEConnectionError", f"cannot resolve the host of {url}", True)], None)
+    assert lean_opens == [url]
+
+
 def test_a_silent_server_is_a_read_timeout_on_the_lean_path_too(lean_opens: list[str]) -> None:
     listener = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel does), never answers
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/s"
