@@ -21,10 +21,11 @@ from urllib3 import HTTPHeaderDict
 from urllib3._version import __version__
 from urllib3.util import SKIP_HEADER, parse_url
 
-from ._protocol import Request
-from ._response import is_interim
+from ._protocol import Request, is_interim
 
-__all__ = ["Head", "HeadReader", "PlainRequest", "header_dict", "parse_head", "plain_head"]
+__all__ = [
+    "Head", "HeadReader", "PlainRequest", "header_dict", "parse_head", "plain_head", "quick_head",
+]
 
 #: What a request line or header may hold on the lean path (else urllib3 sends it).
 _PLAIN = re.compile(r"[\x21-\x7e]*")
@@ -240,21 +241,35 @@ def parse_head(head: bytes) -> Head:
 
     :raises HTTPException: as http.client raises it for a head it refuses.
     """
+    quick = quick_head(head)
+    return quick[0] if quick is not None else _parsed_by_http_client(head)
+
+
+def quick_head(head: bytes) -> Optional[tuple[Head, list[tuple[str, str]], int, str]]:
+    """A plainly well-formed head, parsed as http.client would parse it; else ``None``.
+
+    :returns: the :class:`Head`, its header fields in order, the HTTP version
+        as http.client gives it (``10`` or ``11``) and the status line's
+        reason phrase.
+    """
     status = _STATUS.match(head)
-    if status is not None and len(head) <= _MAX_LINE:
-        pos, end = status.end(), len(head) - 2
-        fields: list[tuple[str, str]] = []
-        match = _HEADER.match
-        while pos < end:
-            line = match(head, pos)
-            if line is None:
-                break
-            fields.append((line.group(1).decode("latin-1"), line.group(2).decode("latin-1")))
-            pos = line.end()
-        # (http.client counts the blank line among its 100 header lines)
-        if pos == end and head[end:] == b"\r\n" and len(fields) < _MAX_HEADERS:
-            return _head_of(int(status.group(2)), fields)
-    return _parsed_by_http_client(head)
+    if status is None or len(head) > _MAX_LINE:
+        return None
+    pos, end = status.end(), len(head) - 2
+    fields: list[tuple[str, str]] = []
+    match = _HEADER.match
+    while pos < end:
+        line = match(head, pos)
+        if line is None:
+            return None
+        fields.append((line.group(1).decode("latin-1"), line.group(2).decode("latin-1")))
+        pos = line.end()
+    # (http.client counts the blank line among its 100 header lines)
+    if pos != end or head[end:] != b"\r\n" or len(fields) >= _MAX_HEADERS:
+        return None
+    reason = str(head[status.end(2) : status.end() - 2], "latin-1").strip()
+    version = 11 if status.group(1) == b"1" else 10
+    return _head_of(int(status.group(2)), fields), fields, version, reason
 
 
 def _head_of(status: int, fields: list[tuple[str, str]]) -> Head:

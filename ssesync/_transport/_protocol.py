@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Optional, Protocol, Union
 if TYPE_CHECKING:
     from ._connect import Attempt
 
-__all__ = ["MAX_REDIRECTS", "READ_SIZE", "Request", "Stream", "Timeout", "Transport"]
+__all__ = [
+    "MAX_REDIRECTS", "READ_SIZE", "Request", "Stream", "Timeout", "Transport", "is_interim",
+]
 
 #: The most bytes asked for in one read; a read returns whatever has arrived.
 READ_SIZE = 65536
@@ -25,6 +27,11 @@ MAX_REDIRECTS = 10
 
 
 Timeout = tuple[Optional[float], Optional[float]]
+
+
+def is_interim(status: int) -> bool:
+    """Whether ``status`` is an interim response that a final one follows (not 101)."""
+    return 100 <= status < 200 and status != 101
 
 
 @dataclass(frozen=True)

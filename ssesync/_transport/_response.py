@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from http.client import HTTPResponse
+from http.client import HTTPMessage, HTTPResponse
 from typing import Any
 
 import urllib3
@@ -21,7 +21,8 @@ from .._retry import parse_retry_after
 from ..exceptions import SSEConnectionError
 from ._decoding import body_encoding
 from ._errors import redact_url
-from ._protocol import Stream
+from ._heads import quick_head
+from ._protocol import Stream, is_interim
 
 __all__ = ["RETRYABLE_STATUSES", "check_response", "is_interim", "mime_essence", "skip_interim"]
 
@@ -29,11 +30,6 @@ log = logging.getLogger("ssesync")
 
 #: Statuses worth retrying: the server is overloaded, restarting or throttling.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-
-
-def is_interim(status: int) -> bool:
-    """Whether ``status`` is an interim response that a final one follows (not 101)."""
-    return 100 <= status < 200 and status != 101
 
 
 class _FinalResponse(HTTPResponse):
@@ -49,11 +45,56 @@ class _FinalResponse(HTTPResponse):
         super().__init__(_SmallReads(sock), *args, **kwargs)  # type: ignore[arg-type]
 
     def begin(self) -> None:
+        unread: object = self.headers  # (None until a head has been read)
+        if unread is None and QUICK_HEADS and self._begin_quickly():
+            return
         super().begin()
         while is_interim(self.status):
             log.debug("skipped an interim %d response", self.status)
             self.headers = None  # type: ignore[assignment]  # begin() reads the next head
             super().begin()
+
+    def _begin_quickly(self) -> bool:
+        """Take a plain final head from the read buffer whole, without the email parser.
+
+        http.client parses every head with the ``email`` package, which costs
+        more than the rest of opening a stream. A head that arrived whole in
+        the reader's buffer and is plainly well-formed (the hub's quick
+        parser, :func:`~ssesync._transport._heads.quick_head`, held to
+        http.client's by tests) is parsed here and set up as ``begin()``
+        sets it up; any other head, or one still arriving, is left to
+        ``begin()``, with nothing consumed.
+        """
+        fp = self.fp
+        peek = getattr(fp, "peek", None)
+        if peek is None or self.debuglevel > 0:
+            return False
+        buffered = peek(1)  # (reads the socket once if nothing is buffered, as begin() would)
+        end = buffered.find(b"\r\n\r\n")
+        quick = quick_head(buffered[: end + 4]) if end >= 0 else None
+        if quick is None or is_interim(quick[0].status):
+            return False
+        head, fields, version, reason = quick
+        message = HTTPMessage()
+        for name, value in fields:
+            message.set_raw(name, value)
+        self.headers = self.msg = message
+        self.code = self.status = head.status
+        self.reason, self.version = reason, version
+        self.chunked = head.chunked
+        if head.chunked:
+            self.chunk_left = None
+        self.will_close = self._check_close()  # type: ignore[attr-defined]
+        self.length = 0 if self._method == "HEAD" else head.length  # type: ignore[attr-defined]
+        if not self.will_close and not self.chunked and self.length is None:
+            self.will_close = True
+        fp.read(end + 4)  # (all in the buffer: no read of the socket)
+        return True
+
+
+#: Parse plain response heads in :meth:`_FinalResponse._begin_quickly` (tests
+#: turn it off to compare with http.client's own parsing).
+QUICK_HEADS = True
 
 
 #: The read buffer of http.client's reader on our connections. It reads the

@@ -12,6 +12,8 @@ headers, framing and error.
 
 from __future__ import annotations
 
+import io
+from http.client import HTTPResponse
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from urllib3 import HTTPHeaderDict
 
-from ssesync._transport import _heads
+from ssesync._transport import _heads, _response
 from ssesync._transport._heads import (
     HeadReader,
     _parsed_by_http_client,
@@ -205,7 +207,9 @@ def test_the_head_ends_where_http_client_ends_it_however_it_arrives(
     final, rest = found if isinstance(found[0], bytes) else (None, None)
     # ... and where http.client (reading past interim responses) ends it too.
     response = _FinalResponse(_Recorded(stream), method="GET")  # type: ignore[arg-type]
-    failed = outcome(lambda _: response.begin(), b"")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_response, "QUICK_HEADS", False)  # http.client's own parsing
+        failed = outcome(lambda _: response.begin(), b"")
     if failed is not None:  # http.client refused it: so must the lean path
         assert (found if final is None else outcome(parse_head, final)) == failed
         return
@@ -235,3 +239,90 @@ def test_the_lean_request_connects_where_urllib3_would(
     assert (plain.host, plain.port) == (host, port)
     first, second = plain.head.split(b"\r\n")[:2]
     assert (first, second) == (line, host_header)
+
+
+class _Arriving(io.RawIOBase):
+    """A connection's bytes as they arrive: one piece per read."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self._pieces = [piece for piece in pieces if piece]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._pieces:
+            return 0
+        piece = self._pieces.pop(0)
+        taken, rest = piece[: len(buffer)], piece[len(buffer) :]
+        if rest:
+            self._pieces.insert(0, rest)
+        buffer[: len(taken)] = taken
+        return len(taken)
+
+
+class _Connection:
+    """A stand-in socket for http.client, its bytes cut into reads."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self._pieces = pieces
+
+    def makefile(self, mode: str, buffering: int = io.DEFAULT_BUFFER_SIZE) -> io.BufferedReader:
+        return io.BufferedReader(_Arriving(self._pieces), buffering)
+
+
+def begun(pieces: list[bytes], method: str, quick: bool) -> Any:
+    """What our connections' response makes of a head: its state and what is left, or the error."""
+    response = _FinalResponse(_Connection(pieces), method=method)  # type: ignore[arg-type]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_response, "QUICK_HEADS", quick)
+        try:
+            response.begin()
+        except Exception as exc:  # compared by type and message
+            return (type(exc), str(exc))
+    assert response.fp is not None
+    return (
+        response.status, response.reason, response.version, list(response.msg.items()),
+        response.chunked, response.chunk_left, response.length, response.will_close,
+        response.fp.read(),
+    )  # fmt: skip
+
+
+@given(
+    interim=st.lists(st.sampled_from(INTERIM), max_size=1),
+    head=heads(),
+    connection=st.sampled_from([b"", b"Connection: close\r\n", b"Connection: keep-alive\r\n"]),
+    body=st.sampled_from([b"", b"data: x\n\n", b"5\r\nabcde\r\n0\r\n\r\n"]),
+    method=st.sampled_from(["GET", "HEAD"]),
+    cuts=st.lists(st.integers(0, 400), max_size=4),
+)
+@example([], b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n", b"", b"", "GET", [])
+@example([], b"HTTP/1.0 200  Fine  \r\n\r\n", b"Connection: keep-alive\r\n", b"", "GET", [])
+@example([], b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n", b"", b"data", "HEAD", [])
+@example([], b"HTTP/1.1 200 OK\r\nX: " + b"a" * 2000 + b"\r\n\r\n", b"", b"", "GET", [])
+def test_our_connections_read_a_head_as_http_client_does(
+    interim: list[bytes], head: bytes, connection: bytes, body: bytes, method: str,
+    cuts: list[int],
+) -> None:  # fmt: skip
+    # The quick parsing of a head (and its fallback to http.client while the
+    # head is still arriving or is not plain) must leave the response as
+    # http.client's begin() does: every attribute the body's readers use,
+    # the same bytes unread, or the same error.
+    status_line, _, rest = head.partition(b"\n")
+    stream = b"".join(interim) + status_line + b"\n" + connection + rest + body
+    cut = [0, *sorted(cuts), len(stream)]
+    pieces = [stream[a:b] for a, b in zip(cut, cut[1:])]
+    assert begun(pieces, method, quick=True) == begun(pieces, method, quick=False)
+
+
+@pytest.mark.parametrize("head", PLAIN_HEADS)
+def test_plain_heads_on_our_connections_skip_the_email_parser(
+    head: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = begun([head + b"data: x\n\n"], "GET", quick=False)
+
+    def no_fallback(_self: Any) -> None:
+        raise AssertionError("parsed by http.client")
+
+    monkeypatch.setattr(HTTPResponse, "begin", no_fallback)
+    assert begun([head + b"data: x\n\n"], "GET", quick=True) == expected
