@@ -202,6 +202,13 @@ class HandlerRegistry:
                 log.exception("an ssesync hook raised")
                 if hooks is not self.error_hooks:
                     self.report_error(exc, uncaught=True)
+                else:
+                    # Not back to the on_error hooks (they fail), but never
+                    # silent: with the error it was given as its context.
+                    given = args[0] if args and isinstance(args[0], BaseException) else None
+                    if exc.__context__ is None and given is not exc:
+                        exc.__context__ = given
+                    report_uncaught(exc)
 
     def report_error(self, exc: BaseException, *, uncaught: bool) -> None:
         """Tell the ``on_error`` hooks; with none, report an ``uncaught`` one anyway.

@@ -446,6 +446,25 @@ def test_an_on_error_hook_sees_errors_instead_of_the_excepthook(
     assert excepthook.items == []
 
 
+@pytest.mark.usefixtures("started_by")
+def test_an_on_error_hook_that_raises_is_reported_with_the_error_it_was_given(
+    sse_server: SSEServer, excepthook: Collector
+) -> None:
+    sse_server.route("/s", sse_server.status(404))
+    source = fast(sse_server.url_for("/s"))
+
+    def broken(_source: EventSource, exc: BaseException) -> None:
+        raise LookupError("a bug in the hook")
+
+    source.on_error(broken)
+    source.start()
+    assert source.join(WAIT)
+    ((kind, exc, _),) = excepthook.wait_for(1)
+    assert kind is LookupError
+    assert isinstance(exc.__context__, SSEConnectionError)
+    assert exc.__context__.status == 404
+
+
 # -- options ------------------------------------------------------------------------------------
 
 

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import gc
 import logging
-import socket
 import ssl
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
@@ -300,38 +298,6 @@ def test_close_from_many_threads_at_once(sse_server: SSEServer) -> None:
 
 
 # -- close() during the connect itself: TCP and TLS ---------------------------------------------
-
-
-
-
-@pytest.fixture
-def silent_tls() -> Iterator[str]:
-    """An ``https://`` URL whose server accepts the TCP connection and never says a word.
-
-    The TLS handshake then waits for a ServerHello that never comes.
-    """
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.1)
-    stop = threading.Event()
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except socket.timeout:
-                continue
-
-    thread = threading.Thread(target=accept, name="silent-tls", daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{listener.getsockname()[1]}/s"
-    finally:
-        stop.set()
-        thread.join(WAIT)
-        for sock in held:
-            sock.close()
-        listener.close()
 
 
 

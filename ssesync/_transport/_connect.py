@@ -10,20 +10,21 @@ object), and the response registers once it exists. ``Attempt.abort()``
 shuts those sockets down, which makes a blocked ``connect``, handshake or
 ``recv`` in the reading thread return at once; the reading thread then closes
 them itself, so a descriptor is never closed under a thread that still uses
-it. With a caller's own pool manager or session only the response can be
-registered: an attempt still waiting for headers there ends at its timeout
-(urllib3 gives no public hold of the socket before that; reaching it would
-mean swapping the connection classes of the caller's manager or borrowing
-connections through urllib3's private API — see docs/guide/transports.rst).
+it. A caller's own pool manager or session has connection classes of its
+own; their sockets are registered from the audit events of the connect and
+the send (:func:`sockets_watched`, docs/guide/transports.rst).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import socket
 import ssl
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any, Optional, Union
 from urllib.parse import unquote
 
@@ -38,7 +39,12 @@ from ._pool_queue import LightQueue
 from ._protocol import Stream
 from ._response import _FinalResponse
 
-__all__ = ["Attempt", "build_pool_manager", "connect_failure", "proxy_settings"]
+log = logging.getLogger("ssesync")
+
+__all__ = [
+    "Attempt", "build_pool_manager", "connect_failure", "proxy_settings", "registers_sockets",
+    "sockets_watched",
+]
 
 class Attempt:
     """One connection attempt, abortable from any thread (see the module doc).
@@ -133,6 +139,54 @@ def _shutdown(sock: socket.socket) -> None:
 
 # The attempt of the thread that is currently inside Transport.open().
 _current = threading.local()
+
+
+@contextlib.contextmanager
+def sockets_watched(attempt: Attempt) -> Iterator[None]:
+    """Register with ``attempt`` every socket this thread connects or sends on meanwhile.
+
+    A caller's ``requests.Session`` opens its connections with urllib3's own
+    classes, which :class:`_SocketWatcher` is not mixed into, so an abort
+    could not reach a connect, a TLS handshake or the wait for a response
+    head before the session returned. The sockets are seen instead through
+    the audit events CPython raises for ``socket.connect`` (before it
+    connects) and ``http.client.send`` (a reused connection's request); the
+    audit hook is installed once per process, when first needed, and costs
+    other threads one comparison per audit event.
+    """
+    global _audit_hook_installed
+    if not _audit_hook_installed:
+        with _audit_hook_lock:
+            if not _audit_hook_installed:
+                sys.addaudithook(_on_audit)
+                _audit_hook_installed = True
+    _current.watched = attempt
+    try:
+        yield
+    finally:
+        _current.watched = None
+
+
+_audit_hook_installed = False
+_audit_hook_lock = threading.Lock()
+
+
+def _on_audit(event: str, args: tuple[Any, ...]) -> None:
+    if event != "socket.connect" and event != "http.client.send":
+        return
+    attempt: Optional[Attempt] = getattr(_current, "watched", None)
+    if attempt is None:
+        return
+    try:
+        if event == "socket.connect":
+            # TLS will move the descriptor to a new object: hold a duplicate.
+            attempt.attach_socket(args[0], duplicate=True)
+        else:
+            sock = getattr(args[0], "sock", None)
+            if isinstance(sock, socket.socket):
+                attempt.attach_socket(sock)
+    except Exception:  # an audit hook must never fail the operation it watches
+        log.debug("cannot watch a socket of a session's request", exc_info=True)
 
 
 def _register_socket(sock: Optional[socket.socket]) -> None:
@@ -296,6 +350,12 @@ def build_pool_manager(
         manager = urllib3.PoolManager(**kwargs)
     manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
     return manager
+
+
+def registers_sockets(manager: urllib3.PoolManager) -> bool:
+    """Whether the connections of ``manager`` register their sockets, as ours do."""
+    classes = getattr(manager, "pool_classes_by_scheme", None) or {}
+    return classes.get("http") is _WatchedHTTPPool and classes.get("https") is _WatchedHTTPSPool
 
 
 def proxy_settings(proxy: str) -> tuple[str, Optional[dict[str, str]]]:

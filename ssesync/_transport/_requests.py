@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 
 from urllib3 import exceptions as u3exc
 
-from ._connect import Attempt, proxy_settings
+from ._connect import Attempt, proxy_settings, sockets_watched
 from ._errors import invalid_target_error, request_secrets, requests_error, urllib3_error
 from ._protocol import MAX_REDIRECTS, Request, Stream
 from ._response import skip_interim
@@ -132,10 +132,11 @@ class RequestsTransport:
                 self._options.get("verify"),
                 self._options.get("cert"),
             )
-            response = session.send(
-                prepared, timeout=request.timeout, allow_redirects=True, **settings
-            )
-            response = _past_interim(session, response, request.timeout, settings)
+            with sockets_watched(attempt):  # (the session's classes do not register them)
+                response = session.send(
+                    prepared, timeout=request.timeout, allow_redirects=True, **settings
+                )
+                response = _past_interim(session, response, request.timeout, settings)
         except requests.RequestException as exc:
             error = requests_error(exc, request.url, request_secrets(request, self._proxy))
             raise error from error.__cause__

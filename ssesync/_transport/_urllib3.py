@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from http.client import HTTPException
 from typing import Any, Optional
@@ -21,7 +22,7 @@ from urllib3 import exceptions as u3exc
 from urllib3.util.retry import Retry
 
 from ._body import body_reader
-from ._connect import Attempt, _current, build_pool_manager
+from ._connect import Attempt, _current, build_pool_manager, registers_sockets, sockets_watched
 from ._errors import invalid_target_error, request_secrets, urllib3_error
 from ._protocol import MAX_REDIRECTS, Request, Stream
 from ._response import skip_interim
@@ -158,6 +159,7 @@ class Urllib3Transport:
         self._owns_pool = pool_manager is None
         self._proxy: Optional[str] = tls.get("proxy") if pool_manager is None else None
         self.pool_manager = pool_manager if pool_manager is not None else build_pool_manager(**tls)
+        self._registers_sockets = registers_sockets(self.pool_manager)
         self._retries = Retry(
             total=None,
             connect=0,
@@ -214,17 +216,22 @@ class Urllib3Transport:
     ) -> urllib3.BaseHTTPResponse:
         connect, read = request.timeout
         _current.attempt = attempt
+        # A caller's manager has urllib3's own connection classes: see sockets_watched.
+        watched: AbstractContextManager[None] = (
+            nullcontext() if self._registers_sockets else sockets_watched(attempt)
+        )
         try:
-            return self.pool_manager.urlopen(
-                request.method,
-                request.url,
-                body=request.body,
-                headers=dict(request.headers),
-                preload_content=False,
-                redirect=True,
-                retries=retries,
-                timeout=urllib3.Timeout(connect=connect, read=read),
-            )
+            with watched:
+                return self.pool_manager.urlopen(
+                    request.method,
+                    request.url,
+                    body=request.body,
+                    headers=dict(request.headers),
+                    preload_content=False,
+                    redirect=True,
+                    retries=retries,
+                    timeout=urllib3.Timeout(connect=connect, read=read),
+                )
         except (u3exc.HTTPError, HTTPException, OSError) as exc:
             error = urllib3_error(exc, request.url, secrets)
             raise error from error.__cause__
