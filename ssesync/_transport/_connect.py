@@ -18,6 +18,7 @@ the send (:func:`sockets_watched`, docs/guide/transports.rst).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -221,10 +222,30 @@ class _SocketWatcher(HTTPConnection):
         return sock
 
     response_class = _FinalResponse
+    _sent_close = False
+
+    def putheader(self, header: Any, *values: Any) -> None:
+        name = header.decode("latin-1") if isinstance(header, bytes) else str(header)
+        if name.lower() == "connection":
+            text = b" ".join(v if isinstance(v, bytes) else str(v).encode() for v in values)
+            self._sent_close = b"close" in text.lower()
+        super().putheader(header, *values)
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         _register_socket(self.sock)
-        return super().getresponse(*args, **kwargs)
+        response = super().getresponse(*args, **kwargs)
+        if self._sent_close:
+            # We said we would close this connection: urllib3 would drain a
+            # redirect's body (waiting for all of it) and then send the next
+            # request on it. Close it instead; the next request opens anew.
+            self._sent_close = False
+            response.drain_conn = functools.partial(_close_and_release, response)  # type: ignore[method-assign]
+        return response
+
+
+def _close_and_release(response: Any) -> None:
+    response.close()  # the connection too: it goes back to the pool closed
+    response.release_conn()
 
 
 def _open_socket(
