@@ -86,6 +86,26 @@ def _past_interim(
     raise requests.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects after interim responses")
 
 
+def _close_redirect(response: Any, **_kwargs: Any) -> Any:
+    """A redirect answering a ``Connection: close`` request: close it, unread.
+
+    requests follows a redirect by reading its body to the end (waiting as
+    long as the server takes over it) and sending the next request on the
+    same pooled connection, though ours said it would close it (some
+    servers answer that request with 400). Closed here, in the session's
+    response hook, the body reads as empty at once and the connection goes
+    back to the pool closed, so the next request opens a new one.
+    """
+    request = getattr(response, "request", None)
+    said = request.headers.get("Connection", "") if request is not None else ""
+    if response.is_redirect and "close" in str(said).lower():
+        try:
+            response.raw.close()
+        except (AttributeError, u3exc.HTTPError, HTTPException, OSError):
+            pass  # not a urllib3 response: requests reads it as before
+    return response
+
+
 class RequestsTransport:
     """Sends requests through a ``requests.Session`` owned by the caller."""
 
@@ -125,6 +145,7 @@ class RequestsTransport:
             )
             if last_event_id is not None:
                 prepared.headers["Last-Event-ID"] = last_event_id
+            prepared.register_hook("response", _close_redirect)
             settings = session.merge_environment_settings(
                 prepared.url or request.url,
                 self._options.get("proxies", {}),

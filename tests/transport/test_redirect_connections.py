@@ -4,8 +4,10 @@ Our requests say ``Connection: close``. urllib3 follows a redirect by
 reading its body to the end and sending the next request on the same
 connection, which RFC 9112 forbids after ``close`` (Node's server answers
 such a request with 400) and which waits for as long as the server takes
-over that body. On our connections a redirect is closed instead of
-drained (``_connect._SocketWatcher``).
+over that body; requests does the same. A redirect that answers a
+``Connection: close`` request is closed instead of drained, on our
+connections (``_connect._SocketWatcher``) and through a caller's session
+(``_requests._close_redirect``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import requests
 
 from ssesync import EventSource
 from tests.helpers import WAIT
@@ -111,10 +115,12 @@ def redirecting(request: pytest.FixtureRequest) -> Iterator[RedirectingServer]:
         yield server
 
 
+@pytest.mark.parametrize("transport", ["ours", "session"])
 def test_a_redirect_is_followed_on_a_new_connection_at_once(
-    redirecting: RedirectingServer,
+    redirecting: RedirectingServer, transport: str
 ) -> None:
-    source = EventSource(redirecting.url, reconnect=False, timeout=(WAIT, WAIT))
+    options: dict[str, Any] = {"session": requests.Session()} if transport == "session" else {}
+    source = EventSource(redirecting.url, reconnect=False, timeout=(WAIT, WAIT), **options)
     with source:
         event = next(iter(source))
         released = redirecting.release.is_set()  # (set only when the test ends)
