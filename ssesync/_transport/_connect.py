@@ -151,7 +151,8 @@ def sockets_watched(attempt: Attempt) -> Iterator[None]:
     could not reach a connect, a TLS handshake or the wait for a response
     head before the session returned. The sockets are seen instead through
     the audit events CPython raises for ``socket.connect`` (before it
-    connects) and ``http.client.send`` (a reused connection's request); the
+    connects) and ``http.client.send`` (a reused connection's request, from
+    Python 3.10); the
     audit hook is installed once per process, when first needed, and costs
     other threads one comparison per audit event.
     """
