@@ -39,8 +39,10 @@ _MAX_HEADERS = 100
 #: A head the quick parser takes: ``HTTP/1.0`` or ``1.1``, a three-digit
 #: status, and header lines of a token, a colon and a value, each ended by
 #: CRLF (a bare CR inside a value ends the line for http.client's parser, so
-#: a line with one goes to http.client).
-_STATUS = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\r\n]*)?\r\n")
+#: a line with one goes to http.client). The reason phrase holds no
+#: ``\x1c``-``\x1f``: ``str.split`` takes them for whitespace and ``int()``
+#: does not, so http.client refuses a status line whose reason is only those.
+_STATUS = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\r\n\x1c-\x1f]*)?\r\n")
 _HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*)\r\n")
 
 

@@ -75,9 +75,14 @@ class _FinalResponse(HTTPResponse):
         if quick is None or is_interim(quick[0].status):
             return False
         head, fields, version, reason = quick
+        for name, value in fields:
+            # (the email parser looks into these types: its defects reach urllib3's log)
+            if name.lower() == "content-type" and value.lower().startswith(_EMAIL_TYPES):
+                return False
         message = HTTPMessage()
         for name, value in fields:
             message.set_raw(name, value)
+        message.set_payload("")  # (what the email parser leaves after the fields)
         self.headers = self.msg = message
         self.code = self.status = head.status
         self.reason, self.version = reason, version
@@ -91,6 +96,9 @@ class _FinalResponse(HTTPResponse):
         fp.read(end + 4)  # (all in the buffer: no read of the socket)
         return True
 
+
+#: Content types whose heads the ``email`` parser treats as more than fields.
+_EMAIL_TYPES = ("multipart/", "message/")
 
 #: Parse plain response heads in :meth:`_FinalResponse._begin_quickly` (tests
 #: turn it off to compare with http.client's own parsing).

@@ -37,6 +37,9 @@ STATUS_LINES = [
     b"HTTP/1.0 200 OK",
     b"HTTP/1.1 200",
     b"HTTP/1.1 200 ",
+    b"HTTP/1.1 200 \x1c",  # whitespace to str.split, not to int(): http.client refuses it
+    b"HTTP/1.1 200 \x1f ",
+    b"HTTP/1.1 200 OK\x1e",
     b"HTTP/1.1 204 No Content",
     b"HTTP/1.1 304 Not Modified",
     b"HTTP/1.1 404 Not Found",
@@ -74,6 +77,8 @@ VALUES = [
     b"abc",
     b"",
     b"text/event-stream",
+    b"multipart/mixed; boundary=x",
+    b"message/http",
     b"close",
     b"/elsewhere",
 ]
@@ -271,6 +276,13 @@ class _Connection:
         return io.BufferedReader(_Arriving(self._pieces), buffering)
 
 
+def payload_shape(payload: Any) -> Any:
+    """A message's payload, comparable: text as it is, parts by their fields."""
+    if payload is None or isinstance(payload, str):
+        return payload
+    return [list(part.items()) for part in payload]
+
+
 def begun(pieces: list[bytes], method: str, quick: bool) -> Any:
     """What our connections' response makes of a head: its state and what is left, or the error."""
     response = _FinalResponse(_Connection(pieces), method=method)  # type: ignore[arg-type]
@@ -283,6 +295,8 @@ def begun(pieces: list[bytes], method: str, quick: bool) -> Any:
     assert response.fp is not None
     return (
         response.status, response.reason, response.version, list(response.msg.items()),
+        [(type(defect), str(defect)) for defect in response.msg.defects],
+        response.msg.is_multipart(), payload_shape(response.msg.get_payload()),
         response.chunked, response.chunk_left, response.length, response.will_close,
         response.fp.read(),
     )  # fmt: skip
@@ -299,6 +313,8 @@ def begun(pieces: list[bytes], method: str, quick: bool) -> Any:
 @example([], b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n", b"", b"", "GET", [])
 @example([], b"HTTP/1.0 200  Fine  \r\n\r\n", b"Connection: keep-alive\r\n", b"", "GET", [])
 @example([], b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n", b"", b"data", "HEAD", [])
+@example([], b"HTTP/1.1 200 OK\r\nContent-Type: multipart/mixed\r\n\r\n", b"", b"", "GET", [])
+@example([], b"HTTP/1.1 200 OK\r\ncontent-type: Message/http\r\n\r\n", b"", b"", "GET", [])
 @example([], b"HTTP/1.1 200 OK\r\nX: " + b"a" * 2000 + b"\r\n\r\n", b"", b"", "GET", [])
 def test_our_connections_read_a_head_as_http_client_does(
     interim: list[bytes], head: bytes, connection: bytes, body: bytes, method: str,
