@@ -12,12 +12,11 @@ shuts those sockets down, which makes a blocked ``connect``, handshake or
 them itself, so a descriptor is never closed under a thread that still uses
 it. A caller's own pool manager or session has connection classes of its
 own; their sockets are registered from the audit events of the connect and
-the send (:func:`sockets_watched`, docs/guide/transports.rst).
+the send (``_watch.sockets_watched``, docs/guide/transports.rst).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -25,7 +24,6 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any, Optional, Union
 from urllib.parse import unquote
 
@@ -43,8 +41,8 @@ from ._response import _FinalResponse
 log = logging.getLogger("ssesync")
 
 __all__ = [
-    "Attempt", "build_pool_manager", "connect_failure", "proxy_settings", "registers_sockets",
-    "sockets_watched",
+    "Attempt", "build_pool_manager", "connect_failure", "duplicate_socket", "proxy_settings",
+    "registers_sockets",
 ]
 
 class Attempt:
@@ -71,8 +69,10 @@ class Attempt:
     def aborted(self) -> bool:
         return self._aborted
 
-    def attach_socket(self, sock: Optional[socket.socket], duplicate: bool = False) -> None:
-        """Shut ``sock`` down on :meth:`abort`.
+    def attach_socket(
+        self, sock: Optional[socket.socket], duplicate: bool = False
+    ) -> Optional[socket.socket]:
+        """Shut ``sock`` down on :meth:`abort`; returns what was registered, if anything.
 
         :param duplicate: hold a duplicate of the descriptor instead of the
             socket object: TLS wraps a socket by moving its descriptor to a new
@@ -81,22 +81,33 @@ class Attempt:
             closed by :meth:`release`.
         """
         if sock is None:
-            return
+            return None
         if duplicate:
-            try:
-                sock = socket.fromfd(sock.fileno(), sock.family, sock.type)
-            except OSError:
-                return
+            sock = duplicate_socket(sock)
+            if sock is None:
+                return None
         with self._lock:
             if not self._aborted and not self._released:
                 if sock not in self._sockets:
                     self._sockets.append(sock)
                 if duplicate:
                     self._duplicates.append(sock)
-                return
+                return sock
             aborted = self._aborted
         if aborted:
             _shutdown(sock)
+        if duplicate:
+            sock.close()
+        return None
+
+    def detach_socket(self, sock: socket.socket) -> None:
+        """No longer shut ``sock`` down on :meth:`abort`; close it if it is a duplicate."""
+        with self._lock:
+            if sock in self._sockets:
+                self._sockets.remove(sock)
+            duplicate = sock in self._duplicates
+            if duplicate:
+                self._duplicates.remove(sock)
         if duplicate:
             sock.close()
 
@@ -131,6 +142,26 @@ class Attempt:
             stream.abort()
 
 
+def duplicate_socket(sock: socket.socket) -> Optional[socket.socket]:
+    """A second socket object on a duplicate of ``sock``'s descriptor, or ``None``.
+
+    Both descriptors share one open file, and with it the non-blocking flag:
+    a new socket object sets that flag by the default timeout
+    (:func:`socket.setdefaulttimeout`), so the original's own mode is set
+    again, or its blocking ``connect()`` would fail with ``EINPROGRESS``.
+    """
+    try:
+        copy = socket.fromfd(sock.fileno(), sock.family, sock.type)
+    except OSError:
+        return None
+    try:
+        copy.settimeout(sock.gettimeout())
+    except OSError:
+        copy.close()
+        return None
+    return copy
+
+
 def _shutdown(sock: socket.socket) -> None:
     try:
         sock.shutdown(socket.SHUT_RDWR)
@@ -140,55 +171,6 @@ def _shutdown(sock: socket.socket) -> None:
 
 # The attempt of the thread that is currently inside Transport.open().
 _current = threading.local()
-
-
-@contextlib.contextmanager
-def sockets_watched(attempt: Attempt) -> Iterator[None]:
-    """Register with ``attempt`` every socket this thread connects or sends on meanwhile.
-
-    A caller's ``requests.Session`` opens its connections with urllib3's own
-    classes, which :class:`_SocketWatcher` is not mixed into, so an abort
-    could not reach a connect, a TLS handshake or the wait for a response
-    head before the session returned. The sockets are seen instead through
-    the audit events CPython raises for ``socket.connect`` (before it
-    connects) and ``http.client.send`` (a reused connection's request, from
-    Python 3.10); the
-    audit hook is installed once per process, when first needed, and costs
-    other threads one comparison per audit event.
-    """
-    global _audit_hook_installed
-    if not _audit_hook_installed:
-        with _audit_hook_lock:
-            if not _audit_hook_installed:
-                sys.addaudithook(_on_audit)
-                _audit_hook_installed = True
-    _current.watched = attempt
-    try:
-        yield
-    finally:
-        _current.watched = None
-
-
-_audit_hook_installed = False
-_audit_hook_lock = threading.Lock()
-
-
-def _on_audit(event: str, args: tuple[Any, ...]) -> None:
-    if event != "socket.connect" and event != "http.client.send":
-        return
-    attempt: Optional[Attempt] = getattr(_current, "watched", None)
-    if attempt is None:
-        return
-    try:
-        if event == "socket.connect":
-            # TLS will move the descriptor to a new object: hold a duplicate.
-            attempt.attach_socket(args[0], duplicate=True)
-        else:
-            sock = getattr(args[0], "sock", None)
-            if isinstance(sock, socket.socket):
-                attempt.attach_socket(sock)
-    except Exception:  # an audit hook must never fail the operation it watches
-        log.debug("cannot watch a socket of a session's request", exc_info=True)
 
 
 def _register_socket(sock: Optional[socket.socket]) -> None:

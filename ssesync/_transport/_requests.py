@@ -18,11 +18,12 @@ from typing import Any, Optional, Union
 
 from urllib3 import exceptions as u3exc
 
-from ._connect import Attempt, proxy_settings, sockets_watched
+from ._connect import Attempt, proxy_settings
 from ._errors import invalid_target_error, request_secrets, requests_error, urllib3_error
 from ._protocol import MAX_REDIRECTS, Request, Stream
 from ._response import skip_interim
 from ._urllib3 import ResponseStream, split_userinfo
+from ._watch import sockets_watched
 
 try:
     import requests

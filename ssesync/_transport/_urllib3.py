@@ -22,10 +22,11 @@ from urllib3 import exceptions as u3exc
 from urllib3.util.retry import Retry
 
 from ._body import body_reader
-from ._connect import Attempt, _current, build_pool_manager, registers_sockets, sockets_watched
+from ._connect import Attempt, _current, build_pool_manager, registers_sockets
 from ._errors import invalid_target_error, request_secrets, urllib3_error
 from ._protocol import MAX_REDIRECTS, Request, Stream
 from ._response import skip_interim
+from ._watch import sockets_watched
 
 __all__ = ["ResponseStream", "Urllib3Transport", "split_userinfo", "with_userinfo_auth"]
 

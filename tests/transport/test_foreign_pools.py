@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 import pytest
@@ -23,7 +24,8 @@ import requests
 import urllib3
 
 from ssesync import EventSource
-from tests.helpers import WAIT, reader_threads
+from ssesync.testing import SSEServer
+from tests.helpers import WAIT, endless_stream, reader_threads
 
 PROMPT = 1.0  # seconds; the timeouts below are far longer
 TIMEOUT = (30, 30)
@@ -149,3 +151,88 @@ def test_close_ends_the_wait_for_a_head_on_a_reused_session_connection(
     until(lambda: len(received) == 2)  # sent on the same connection (no new connect)
     time.sleep(0.05)  # let it block waiting for the status line
     close_promptly(source)
+
+
+@pytest.mark.parametrize("transport", list(TRANSPORTS))
+def test_a_default_socket_timeout_leaves_a_foreign_pools_blocking_sockets_blocking(
+    transport: str, sse_server: SSEServer
+) -> None:
+    # The registered duplicate of a socket shares its open file, and with it
+    # the non-blocking flag a new socket object takes from the default timeout.
+    sse_server.route("/s", sse_server.events([{"data": "hi"}]))
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)
+    try:
+        source = EventSource(
+            sse_server.url_for("/s"), reconnect=False, timeout=None, **TRANSPORTS[transport]()
+        )
+        with source:
+            assert [event.data for event in source] == ["hi"]
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+class _Origin(BaseHTTPRequestHandler):
+    """``/redirect``: a kept-alive 307 to the stream elsewhere; ``/slow``: a slow answer."""
+
+    protocol_version = "HTTP/1.1"
+    stream_url = ""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path == "/redirect":
+            self.send_response(307)
+            self.send_header("Location", self.stream_url)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        else:
+            time.sleep(0.5)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+
+@pytest.mark.parametrize("transport", list(TRANSPORTS))
+def test_reconnect_leaves_a_redirects_pooled_connection_to_others(
+    transport: str, sse_server: SSEServer
+) -> None:
+    # keep_connection=True: the redirect's connection goes back to the shared
+    # pool, where another thread's request takes it. The source's reconnect()
+    # must drop its stream only, not that connection.
+    sse_server.route("/stream", lambda conn: endless_stream(conn))
+    handler = type("Origin", (_Origin,), {"stream_url": sse_server.url_for("/stream")})
+    origin = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    origin.daemon_threads = True
+    serving = threading.Thread(target=origin.serve_forever, daemon=True)
+    serving.start()
+    base = f"http://127.0.0.1:{origin.server_address[1]}"
+    shared = TRANSPORTS[transport]()
+
+    def other() -> str:
+        if transport == "session":
+            return str(shared["session"].get(f"{base}/slow", timeout=WAIT).text)
+        answer = shared["pool_manager"].request(
+            "GET", f"{base}/slow", timeout=WAIT, retries=False  # (a retry would hide it)
+        )
+        return str(answer.data.decode())
+    opened = threading.Event()
+    source = EventSource(f"{base}/redirect", keep_connection=True, timeout=TIMEOUT, **shared)
+    source.on_open(lambda _source: opened.set())
+    answers: list[str] = []
+    try:
+        source.start()
+        assert opened.wait(WAIT)
+        asking = threading.Thread(target=lambda: answers.append(other()))
+        asking.start()
+        time.sleep(0.2)  # the other request waits for /slow on the pooled connection
+        source.reconnect()
+        asking.join(WAIT)
+    finally:
+        source.close()
+        origin.shutdown()
+        origin.server_close()
+        serving.join(WAIT)
+    assert answers == ["ok"]
