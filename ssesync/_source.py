@@ -13,8 +13,7 @@ descriptor is never closed under a thread still using it. Called from
 another thread while the background thread runs, it then joins that
 thread, which is what guarantees that no handler runs after it returns
 ``True``; a ``timeout`` bounds that wait, so a handler that needs a lock the
-closing thread holds can no longer hang it forever. No lock is held while
-user code runs.
+closing thread holds cannot hang it. No lock is held while user code runs.
 
 No cycles. The driver refers to the loop, never to the source, and the
 handler registry refers to the source weakly; only a running background
@@ -339,16 +338,17 @@ class EventSource:
         """Read in a background thread and dispatch each event to its handlers.
 
         Returns the source, so ``source = EventSource(url).start()`` works.
-        Calling it again while the thread runs does nothing.
+        Again before ``close()`` it does nothing; after, it raises RuntimeError.
         """
         with self._lock:
             streamed = isinstance(getattr(self._loop, "sink", None), QueueSink)
             if self._iterator is not None or streamed:
                 raise RuntimeError("this EventSource is being iterated; it cannot be started")
-            if self._thread is not None or self._hub_entry is not None:
-                return self
-            if self.closed:
+            started = self._thread is not None or self._hub_entry is not None
+            if self._closed or (self.closed and not started):
                 raise RuntimeError("a closed EventSource cannot be started")
+            if started:
+                return self
             loop = self._loop or self._new_loop()
             sink: CallbackSink
             if self._dispatcher is not None:

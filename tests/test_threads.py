@@ -396,6 +396,17 @@ def test_closed_source_cannot_be_started() -> None:
         source.start()
 
 
+def test_a_started_source_cannot_be_started_again_once_closed(sse_server: SSEServer) -> None:
+    # Before it is closed, start() again does nothing; after, it refuses as
+    # for a source closed before it was ever started.
+    sse_server.route("/s", hold_open({"data": "x"}))
+    source = fast(sse_server.url_for("/s")).start()
+    assert source.start() is source
+    source.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        source.start()
+
+
 def test_join_times_out_while_running(sse_server: SSEServer) -> None:
     sse_server.route("/s", hold_open({"data": "x"}))
     with fast(sse_server.url_for("/s")).start() as source:
