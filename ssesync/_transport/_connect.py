@@ -173,10 +173,18 @@ def _shutdown(sock: socket.socket) -> None:
 _current = threading.local()
 
 
-def _register_socket(sock: Optional[socket.socket]) -> None:
+def _let_go(connection: Any) -> None:
+    """A connection going back to the pool inside ``urlopen()`` (a redirect): unregister it.
+
+    Another source may take it from the pool at once; an abort of this
+    attempt must not reach it there (see :class:`Attempt`).
+    """
     attempt: Optional[Attempt] = getattr(_current, "attempt", None)
-    if attempt is not None:
-        attempt.attach_socket(sock)
+    registered: list[socket.socket] = getattr(connection, "_registered", [])
+    if attempt is not None and registered:
+        connection._registered = []
+        for sock in registered:
+            attempt.detach_socket(sock)
 
 
 class _SocketWatcher(HTTPConnection):
@@ -194,10 +202,12 @@ class _SocketWatcher(HTTPConnection):
         if attempt is None:
             return super()._new_conn()
         # urllib3's own _new_conn, with the socket registered before connect().
+        self._registered: list[socket.socket] = []
         try:
             sock = _open_socket(
                 self._dns_host, self.port, self.timeout, self.source_address,
                 self.socket_options, attempt, isinstance(self, HTTPSConnection),
+                self._registered,
             )
         except OSError as exc:
             raise connect_failure(exc, self.host, self, self.timeout) from exc
@@ -215,7 +225,10 @@ class _SocketWatcher(HTTPConnection):
         super().putheader(header, *values)
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        _register_socket(self.sock)
+        attempt: Optional[Attempt] = getattr(_current, "attempt", None)
+        registered = attempt.attach_socket(self.sock) if attempt is not None else None
+        if registered is not None:
+            self._registered = [*getattr(self, "_registered", []), registered]
         response = super().getresponse(*args, **kwargs)
         if self._sent_close:
             # We said we would close this connection: urllib3 would drain a
@@ -239,8 +252,9 @@ def _open_socket(
     options: Any,
     attempt: Attempt,
     tls: bool,
+    registered: list[socket.socket],
 ) -> socket.socket:
-    """Connect to ``host``, as urllib3 does, registering each socket first."""
+    """Connect to ``host``, as urllib3 does, registering each socket first (in ``registered``)."""
     host = host.strip("[]")
     error: Optional[OSError] = None
     for family, kind, proto, _, address in socket.getaddrinfo(
@@ -248,7 +262,9 @@ def _open_socket(
     ):
         sock = socket.socket(family, kind, proto)
         try:
-            attempt.attach_socket(sock, duplicate=tls)
+            attached = attempt.attach_socket(sock, duplicate=tls)
+            if attached is not None:
+                registered.append(attached)
             if attempt.aborted:
                 raise OSError("the connection attempt was cancelled")
             for option in options or ():
@@ -300,10 +316,18 @@ class _WatchedHTTPPool(HTTPConnectionPool):
     ConnectionCls = _WatchedHTTPConnection
     QueueCls = LightQueue  # type: ignore[assignment]
 
+    def _put_conn(self, conn: Any) -> None:
+        _let_go(conn)
+        super()._put_conn(conn)
+
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
     QueueCls = LightQueue  # type: ignore[assignment]
+
+    def _put_conn(self, conn: Any) -> None:
+        _let_go(conn)
+        super()._put_conn(conn)
 
 
 def build_pool_manager(

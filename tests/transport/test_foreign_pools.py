@@ -24,6 +24,7 @@ import requests
 import urllib3
 
 from ssesync import EventSource
+from ssesync._transport import build_pool_manager
 from ssesync.testing import SSEServer
 from tests.helpers import WAIT, endless_stream, reader_threads
 
@@ -195,13 +196,14 @@ class _Origin(BaseHTTPRequestHandler):
             self.wfile.write(b"ok")
 
 
-@pytest.mark.parametrize("transport", list(TRANSPORTS))
+@pytest.mark.parametrize("transport", [*TRANSPORTS, "ours"])
 def test_reconnect_leaves_a_redirects_pooled_connection_to_others(
     transport: str, sse_server: SSEServer
 ) -> None:
     # keep_connection=True: the redirect's connection goes back to the shared
     # pool, where another thread's request takes it. The source's reconnect()
-    # must drop its stream only, not that connection.
+    # must drop its stream only, not that connection. ("ours": a pool of
+    # ssesync's own, shared as an SSEClient or a Hub shares theirs.)
     sse_server.route("/stream", lambda conn: endless_stream(conn))
     handler = type("Origin", (_Origin,), {"stream_url": sse_server.url_for("/stream")})
     origin = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -209,7 +211,10 @@ def test_reconnect_leaves_a_redirects_pooled_connection_to_others(
     serving = threading.Thread(target=origin.serve_forever, daemon=True)
     serving.start()
     base = f"http://127.0.0.1:{origin.server_address[1]}"
-    shared = TRANSPORTS[transport]()
+    if transport == "ours":
+        shared: dict[str, Any] = {"pool_manager": build_pool_manager(maxsize=4)}
+    else:
+        shared = TRANSPORTS[transport]()
 
     def other() -> str:
         if transport == "session":
