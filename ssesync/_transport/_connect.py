@@ -17,7 +17,6 @@ the send (``_watch.sockets_watched``, docs/guide/transports.rst).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import socket
@@ -217,12 +216,11 @@ class _SocketWatcher(HTTPConnection):
     response_class = _FinalResponse
     _sent_close = False
 
-    def putheader(self, header: Any, *values: Any) -> None:
-        name = header.decode("latin-1") if isinstance(header, bytes) else str(header)
-        if name.lower() == "connection":
-            text = b" ".join(v if isinstance(v, bytes) else str(v).encode() for v in values)
-            self._sent_close = b"close" in text.lower()
-        super().putheader(header, *values)
+    def request(
+        self, method: str, url: str, body: Any = None, headers: Any = None, **options: Any
+    ) -> None:
+        self._sent_close = _says_close(headers)
+        super().request(method, url, body=body, headers=headers, **options)
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         attempt: Optional[Attempt] = getattr(_current, "attempt", None)
@@ -235,13 +233,33 @@ class _SocketWatcher(HTTPConnection):
             # redirect's body (waiting for all of it) and then send the next
             # request on it. Close it instead; the next request opens anew.
             self._sent_close = False
-            response.drain_conn = functools.partial(_close_and_release, response)  # type: ignore[method-assign]
+            if type(response) is urllib3.HTTPResponse:
+                response.__class__ = _ClosingResponse
         return response
 
 
-def _close_and_release(response: Any) -> None:
-    response.close()  # the connection too: it goes back to the pool closed
-    response.release_conn()
+def _says_close(headers: Any) -> bool:
+    """Whether request ``headers`` have a ``Connection`` header with ``close`` in it."""
+    for name, value in (headers or {}).items():
+        if len(name) == 10 and name.lower() in ("connection", b"connection"):
+            text = value if isinstance(value, bytes) else str(value).encode("latin-1", "replace")
+            if b"close" in text.lower():
+                return True
+    return False
+
+
+class _ClosingResponse(urllib3.HTTPResponse):
+    """The response to a request that said ``Connection: close``.
+
+    urllib3 drains a redirect before it follows it, to reuse the connection;
+    this one is closed instead (no wait for its body), and goes back to the
+    pool closed. (A class rather than a function set on the response: that
+    would tie the response to itself, for the garbage collector to free.)
+    """
+
+    def drain_conn(self) -> None:
+        self.close()  # the connection too
+        self.release_conn()
 
 
 def _open_socket(
