@@ -173,15 +173,18 @@ _current = threading.local()
 
 
 def _let_go(connection: Any) -> None:
-    """A connection going back to the pool inside ``urlopen()`` (a redirect): unregister it.
+    """A connection going back to the pool: unregister it from the attempt it was registered with.
 
-    Another source may take it from the pool at once; an abort of this
-    attempt must not reach it there (see :class:`Attempt`).
+    urllib3 returns connections inside ``urlopen()`` (a redirect it
+    followed) and inside a read (the end of a body meant for reuse), while
+    the attempt goes on; another source may take the connection from the
+    pool at once, and an abort of this attempt must not reach it there
+    (see :class:`Attempt`).
     """
-    attempt: Optional[Attempt] = getattr(_current, "attempt", None)
-    registered: list[socket.socket] = getattr(connection, "_registered", [])
-    if attempt is not None and registered:
-        connection._registered = []
+    attempt: Optional[Attempt] = getattr(connection, "_registered_with", None)
+    if attempt is not None:
+        registered: list[socket.socket] = connection._registered
+        connection._registered, connection._registered_with = [], None
         for sock in registered:
             attempt.detach_socket(sock)
 
@@ -202,6 +205,7 @@ class _SocketWatcher(HTTPConnection):
             return super()._new_conn()
         # urllib3's own _new_conn, with the socket registered before connect().
         self._registered: list[socket.socket] = []
+        self._registered_with: Optional[Attempt] = attempt
         try:
             sock = _open_socket(
                 self._dns_host, self.port, self.timeout, self.source_address,
@@ -226,7 +230,9 @@ class _SocketWatcher(HTTPConnection):
         attempt: Optional[Attempt] = getattr(_current, "attempt", None)
         registered = attempt.attach_socket(self.sock) if attempt is not None else None
         if registered is not None:
-            self._registered = [*getattr(self, "_registered", []), registered]
+            if getattr(self, "_registered_with", None) is not attempt:
+                self._registered, self._registered_with = [], attempt
+            self._registered.append(registered)
         response = super().getresponse(*args, **kwargs)
         if self._sent_close:
             # We said we would close this connection: urllib3 would drain a

@@ -195,13 +195,18 @@ class Urllib3Transport:
         self, request: Request, attempt: Attempt, retries: Retry, secrets: list[str]
     ) -> Stream:
         while True:
-            response = self._send(request, attempt, retries, secrets)
-            try:
-                interim = skip_interim(response)  # a caller's pool: see _FinalResponse
-            except (HTTPException, OSError) as exc:
-                response.release_conn()
-                error = urllib3_error(exc, request.url, secrets)
-                raise error from error.__cause__
+            # A caller's manager has urllib3's own connection classes: see sockets_watched.
+            watched: AbstractContextManager[None] = (
+                nullcontext() if self._registers_sockets else sockets_watched(attempt)
+            )
+            with watched:  # (the head after an interim one is waited for here too)
+                response = self._send(request, attempt, retries, secrets)
+                try:
+                    interim = skip_interim(response)  # a caller's pool: see _FinalResponse
+                except (HTTPException, OSError) as exc:
+                    response.release_conn()
+                    error = urllib3_error(exc, request.url, secrets)
+                    raise error from error.__cause__
             location = response.get_redirect_location() if interim else None
             if not location:
                 break
@@ -217,22 +222,17 @@ class Urllib3Transport:
     ) -> urllib3.BaseHTTPResponse:
         connect, read = request.timeout
         _current.attempt = attempt
-        # A caller's manager has urllib3's own connection classes: see sockets_watched.
-        watched: AbstractContextManager[None] = (
-            nullcontext() if self._registers_sockets else sockets_watched(attempt)
-        )
         try:
-            with watched:
-                return self.pool_manager.urlopen(
-                    request.method,
-                    request.url,
-                    body=request.body,
-                    headers=dict(request.headers),
-                    preload_content=False,
-                    redirect=True,
-                    retries=retries,
-                    timeout=urllib3.Timeout(connect=connect, read=read),
-                )
+            return self.pool_manager.urlopen(
+                request.method,
+                request.url,
+                body=request.body,
+                headers=dict(request.headers),
+                preload_content=False,
+                redirect=True,
+                retries=retries,
+                timeout=urllib3.Timeout(connect=connect, read=read),
+            )
         except (u3exc.HTTPError, HTTPException, OSError) as exc:
             error = urllib3_error(exc, request.url, secrets)
             raise error from error.__cause__

@@ -9,7 +9,8 @@ response. CPython raises an audit event before a socket connects
 (``socket.connect``) and, from Python 3.10, when http.client sends a request
 (``http.client.send``, also on a connection reused from the pool); while a
 request goes out through such a pool, :func:`sockets_watched` registers the
-socket of the latest of those events of the sending thread with the attempt.
+socket of the latest of those events of the sending thread with the attempt
+(on Python 3.10 and later: see :data:`WATCHED`).
 
 One socket at a time: each event means the request has moved on (to the
 next address, the next redirect, a reused connection), and a redirect's
@@ -24,6 +25,7 @@ then would shut it down.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import socket
 import sys
@@ -37,6 +39,13 @@ __all__ = ["sockets_watched"]
 
 log = logging.getLogger("ssesync")
 
+#: Whether requests through a caller's pool are watched at all. Python 3.9
+#: raises no ``http.client.send``, so a redirect's second request on a
+#: reused connection would leave the first one's connection registered,
+#: back in the caller's pool where another thread may use it: there, as
+#: before, such a request is reached only once its response exists.
+WATCHED = sys.version_info >= (3, 10)
+
 _hook_installed = False
 _hook_lock = threading.Lock()
 _current = threading.local()
@@ -45,24 +54,27 @@ _current = threading.local()
 class _Watch:
     """The attempt of one send, and the one socket registered with it for now."""
 
-    __slots__ = ("attempt", "fd", "registered")
+    __slots__ = ("attempt", "registered", "watched")
 
     def __init__(self, attempt: Attempt) -> None:
         self.attempt = attempt
-        self.fd = -1  # the descriptor of the socket watched
+        self.watched: Optional[socket.socket] = None  # the request's socket
         self.registered: Optional[socket.socket] = None  # a duplicate of it
 
     def watch(self, sock: socket.socket) -> None:
-        """From now on ``sock`` is the request's socket (a duplicate: TLS moves descriptors)."""
-        fd = sock.fileno()
-        if fd == self.fd and self.registered is not None:
+        """From now on ``sock`` is the request's socket (a duplicate: TLS moves descriptors).
+
+        The same socket object, not the same descriptor number: a closed
+        redirect's number is often the next connection's.
+        """
+        if sock is self.watched and self.registered is not None:
             return  # (each block of a request body is an event of its own)
         self.let_go()
+        self.watched = sock
         self.registered = self.attempt.attach_socket(sock, duplicate=True)
-        self.fd = fd
 
     def let_go(self) -> None:
-        registered, self.registered, self.fd = self.registered, None, -1
+        registered, self.registered, self.watched = self.registered, None, None
         if registered is not None:
             self.attempt.detach_socket(registered)
 
@@ -74,6 +86,9 @@ def sockets_watched(attempt: Attempt) -> Iterator[None]:
     The audit hook is installed once per process, when first needed; for
     every other audit event of the process it costs a comparison.
     """
+    if not WATCHED:
+        yield
+        return
     global _hook_installed
     if not _hook_installed:
         with _hook_lock:
@@ -95,9 +110,13 @@ def _on_audit(event: str, args: tuple[Any, ...]) -> None:
     watch: Optional[_Watch] = getattr(_current, "watch", None)
     if watch is None:
         return
+    if watch.attempt.aborted and event == "socket.connect":
+        # A retry or the next address after close() or reconnect(): fail it
+        # here (an audit hook may), as our own connections refuse to connect.
+        raise OSError(errno.ECANCELED, "the connection attempt was cancelled")
     try:
         sock = args[0] if event == "socket.connect" else getattr(args[0], "sock", None)
         if isinstance(sock, socket.socket):
             watch.watch(sock)
-    except Exception:  # an audit hook must never fail the operation it watches
+    except Exception:  # otherwise an audit hook must not fail what it watches
         log.debug("cannot watch a socket of a request through a caller's pool", exc_info=True)

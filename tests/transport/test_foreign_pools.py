@@ -11,6 +11,7 @@ own pools: not at the connect or read timeout.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import threading
@@ -22,6 +23,7 @@ from typing import Any, Callable
 import pytest
 import requests
 import urllib3
+from urllib3.util.retry import Retry
 
 from ssesync import EventSource
 from ssesync._transport import build_pool_manager
@@ -29,6 +31,12 @@ from ssesync.testing import SSEServer
 from tests.helpers import WAIT, endless_stream, reader_threads
 
 PROMPT = 1.0  # seconds; the timeouts below are far longer
+
+#: Python 3.9 raises no http.client.send audit event: there the requests of
+#: a caller's pool are not watched (see _watch.WATCHED), as before.
+needs_send_event = pytest.mark.skipif(
+    sys.version_info < (3, 10), reason="a caller's pool is watched from Python 3.10"
+)
 TIMEOUT = (30, 30)
 
 TRANSPORTS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -82,6 +90,7 @@ def close_promptly(source: EventSource) -> None:
     assert reader_threads() == []
 
 
+@needs_send_event
 @pytest.mark.parametrize("transport", list(TRANSPORTS))
 @pytest.mark.parametrize("step", ["tcp-connect", "tls-handshake"])
 def test_close_ends_a_connect_through_a_foreign_pool(
@@ -93,6 +102,7 @@ def test_close_ends_a_connect_through_a_foreign_pool(
     close_promptly(source)
 
 
+@needs_send_event
 @pytest.mark.parametrize("transport", list(TRANSPORTS))
 def test_close_and_reconnect_end_the_wait_for_a_head_through_a_foreign_pool(
     transport: str, silent_head: tuple[str, list[bytes]]
@@ -139,9 +149,7 @@ def answers_once() -> Iterator[tuple[str, list[bytes]]]:
             conn.close()
 
 
-@pytest.mark.skipif(
-    sys.version_info < (3, 10), reason="http.client raises its send audit event from 3.10"
-)
+@needs_send_event
 def test_close_ends_the_wait_for_a_head_on_a_reused_session_connection(
     answers_once: tuple[str, list[bytes]],
 ) -> None:
@@ -241,3 +249,152 @@ def test_reconnect_leaves_a_redirects_pooled_connection_to_others(
         origin.server_close()
         serving.join(WAIT)
     assert answers == ["ok"]
+
+
+class _Scripted:
+    """A loopback server running ``answer(conn)`` for each connection, in a thread of its own."""
+
+    def __init__(self, answer: Callable[[socket.socket], None]) -> None:
+        self._answer = answer
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self._stop = threading.Event()
+        self._held: list[socket.socket] = []
+        self._threads = [threading.Thread(target=self._serve, daemon=True)]
+        self._threads[0].start()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            conn.settimeout(WAIT)
+            self._held.append(conn)
+            thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _run(self, conn: socket.socket) -> None:
+        try:
+            self._answer(conn)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._stop.set()
+        for conn in self._held:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in self._threads:
+            thread.join(WAIT)
+        for conn in self._held:
+            conn.close()
+        self._listener.close()
+
+
+def _requests_of(conn: socket.socket) -> Iterator[bytes]:
+    """The request lines arriving on ``conn`` (bodies aside: GETs only)."""
+    buffer = b""
+    while True:
+        while b"\r\n\r\n" not in buffer:
+            data = conn.recv(65536)
+            if not data:
+                return
+            buffer += data
+        head, _, buffer = buffer.partition(b"\r\n\r\n")
+        yield head.split(b"\r\n", 1)[0]
+
+
+@needs_send_event
+@pytest.mark.parametrize("transport", list(TRANSPORTS))
+@pytest.mark.parametrize("then", ["hanging-connect", "silent-head", "interim-then-silence"])
+def test_close_is_prompt_after_a_redirect_or_an_interim_head_through_a_foreign_pool(
+    transport: str, then: str, blackhole: str
+) -> None:
+    # The redirect's connection closes, and its descriptor number is often
+    # the next connection's; after an interim head the final one is awaited.
+    def silent(conn: socket.socket) -> None:
+        for line in _requests_of(conn):
+            if then == "interim-then-silence" and line.startswith(b"GET /s "):
+                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+            elif line.startswith(b"GET /r "):
+                target = blackhole if then == "hanging-connect" else "/elsewhere"
+                conn.sendall(
+                    b"HTTP/1.1 307 Moved\r\nLocation: %s\r\nContent-Length: 0\r\n"
+                    b"Connection: close\r\n\r\n" % target.encode()
+                )
+                return
+
+    server = _Scripted(silent)
+    path = "/s" if then == "interim-then-silence" else "/r"
+    source = EventSource(server.base + path, timeout=TIMEOUT, **TRANSPORTS[transport]())
+    try:
+        source.start()
+        time.sleep(0.5)  # past the redirect or the interim head, into the wait
+        close_promptly(source)
+    finally:
+        server.close()
+
+
+@needs_send_event
+def test_close_ends_a_sessions_connect_retries_at_once(blackhole: str) -> None:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(max_retries=Retry(connect=3, backoff_factor=0))
+    session.mount("http://", adapter)
+    source = EventSource(blackhole, timeout=(3, 30), session=session).start()
+    time.sleep(0.3)  # the first connect hangs
+    close_promptly(source)  # and the retries that urllib3 would make fail at once
+
+
+def test_the_end_of_a_reused_body_leaves_its_pooled_connection_to_others() -> None:
+    # keep_connection=True: at the end of a body with a length urllib3 puts
+    # the connection back in our shared pool inside the read, while the last
+    # event's handler still runs; a reconnect() then must not reach it.
+    body = b"data: last\n\n"
+
+    def answer(conn: socket.socket) -> None:
+        for line in _requests_of(conn):
+            if line.startswith(b"GET /s "):
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
+            else:
+                time.sleep(0.5)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    server = _Scripted(answer)
+    pool = build_pool_manager(maxsize=4)  # ours, shared as an SSEClient's is
+    in_handler, go_on = threading.Event(), threading.Event()
+    answers: list[bytes] = []
+
+    def last(_event: Any) -> None:
+        if not in_handler.is_set():
+            in_handler.set()
+            go_on.wait(WAIT)
+
+    source = EventSource(server.base + "/s", keep_connection=True, pool_manager=pool)
+    source.on("message", last)
+    try:
+        source.start()
+        assert in_handler.wait(WAIT)
+        asking = threading.Thread(
+            target=lambda: answers.append(
+                pool.request("GET", server.base + "/slow", retries=False).data
+            )
+        )
+        asking.start()
+        time.sleep(0.2)  # the other request waits on the pooled connection
+        source.reconnect()
+        go_on.set()
+        asking.join(WAIT)
+    finally:
+        go_on.set()
+        source.close()
+        server.close()
+    assert answers == [b"ok"]
