@@ -111,6 +111,11 @@ class ResponseStream:
         self.url: str = urljoin(url, response.url) if response.url else url
 
     def abort(self) -> None:
+        if getattr(self._response, "_connection", True) is None:
+            # Released to the pool at the end of a reusable body, and maybe
+            # in another request's use by now (urllib3 2.3 would shut it down
+            # anyway; later versions refuse, as here).
+            return
         try:
             self._response.shutdown()
         except (ValueError, RuntimeError, OSError, AttributeError):
