@@ -231,3 +231,76 @@ def events_then_stall(*data: str) -> Callable[[StreamConnection], None]:
         conn.stall()
 
     return handler
+
+
+class ScriptedServer:
+    """A loopback server running ``answer(conn, number)`` for each connection, in its own thread.
+
+    ``number`` counts connections from 1. For tests that script a
+    conversation over raw sockets: which requests arrive on which
+    connection, answers held back, silence. Leaving the block shuts every
+    connection down (a script blocked in ``recv`` returns) and joins.
+    """
+
+    def __init__(self, answer: Callable[[socket.socket, int], None]) -> None:
+        self._answer = answer
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self._stop = threading.Event()
+        self._held: list[socket.socket] = []
+        self._threads = [threading.Thread(target=self._serve, name="scripted", daemon=True)]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def __enter__(self) -> ScriptedServer:
+        self._threads[0].start()
+        return self
+
+    def _serve(self) -> None:
+        number = 0
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            number += 1
+            conn.settimeout(WAIT)
+            self._held.append(conn)
+            thread = threading.Thread(target=self._run, args=(conn, number), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _run(self, conn: socket.socket, number: int) -> None:
+        try:
+            self._answer(conn, number)
+        except OSError:
+            pass
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        for conn in self._held:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in self._threads:
+            if thread.ident is not None:
+                thread.join(WAIT)
+        for conn in self._held:
+            conn.close()
+        self._listener.close()
+
+
+def request_lines(conn: socket.socket) -> Iterator[bytes]:
+    """The request lines arriving on ``conn``, one per request head (GETs: no bodies)."""
+    buffer = b""
+    while True:
+        while b"\r\n\r\n" not in buffer:
+            data = conn.recv(65536)
+            if not data:
+                return
+            buffer += data
+        head, _, buffer = buffer.partition(b"\r\n\r\n")
+        yield head.split(b"\r\n", 1)[0]

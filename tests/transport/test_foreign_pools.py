@@ -11,7 +11,6 @@ own pools: not at the connect or read timeout.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import sys
 import threading
@@ -28,7 +27,7 @@ from urllib3.util.retry import Retry
 from ssesync import EventSource
 from ssesync._transport import build_pool_manager
 from ssesync.testing import SSEServer
-from tests.helpers import WAIT, endless_stream, reader_threads
+from tests.helpers import WAIT, ScriptedServer, endless_stream, reader_threads, request_lines
 
 PROMPT = 1.0  # seconds; the timeouts below are far longer
 
@@ -47,33 +46,14 @@ TRANSPORTS: dict[str, Callable[[], dict[str, Any]]] = {
 
 @pytest.fixture
 def silent_head() -> Iterator[tuple[str, list[bytes]]]:
-    """A server that reads requests and never answers; and what it has read."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.05)
-    stop = threading.Event()
+    """A server that reads requests and never answers; and the request lines it read."""
     received: list[bytes] = []
-    held: list[socket.socket] = []
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except socket.timeout:
-                continue
-            held.append(conn)
-            conn.settimeout(WAIT)
-            received.append(conn.recv(65536))
+    def read_only(conn: socket.socket, _number: int) -> None:
+        received.extend(request_lines(conn))
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/s", received
-    finally:
-        stop.set()
-        thread.join(WAIT)
-        listener.close()
-        for conn in held:
-            conn.close()
+    with ScriptedServer(read_only) as server:
+        yield server.base + "/s", received
 
 
 def until(condition: Callable[[], bool]) -> None:
@@ -122,31 +102,16 @@ def test_close_and_reconnect_end_the_wait_for_a_head_through_a_foreign_pool(
 @pytest.fixture
 def answers_once() -> Iterator[tuple[str, list[bytes]]]:
     """A keep-alive server: one short answer, then silence on the same connection."""
-    listener = socket.create_server(("127.0.0.1", 0))
     received: list[bytes] = []
-    held: list[socket.socket] = []
 
-    def serve() -> None:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        held.append(conn)
-        received.append(conn.recv(65536))
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        received.append(conn.recv(65536))  # the next request: never answered
+    def answer(conn: socket.socket, _number: int) -> None:
+        for line in request_lines(conn):
+            received.append(line)
+            if len(received) == 1:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/s", received
-    finally:
-        listener.close()
-        for conn in held:
-            conn.shutdown(socket.SHUT_RDWR)
-        thread.join(WAIT)
-        for conn in held:
-            conn.close()
+    with ScriptedServer(answer) as server:
+        yield server.base + "/s", received
 
 
 @needs_send_event
@@ -251,65 +216,6 @@ def test_reconnect_leaves_a_redirects_pooled_connection_to_others(
     assert answers == ["ok"]
 
 
-class _Scripted:
-    """A loopback server running ``answer(conn)`` for each connection, in a thread of its own."""
-
-    def __init__(self, answer: Callable[[socket.socket], None]) -> None:
-        self._answer = answer
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self._stop = threading.Event()
-        self._held: list[socket.socket] = []
-        self._threads = [threading.Thread(target=self._serve, daemon=True)]
-        self._threads[0].start()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            conn.settimeout(WAIT)
-            self._held.append(conn)
-            thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _run(self, conn: socket.socket) -> None:
-        try:
-            self._answer(conn)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self._stop.set()
-        for conn in self._held:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        for thread in self._threads:
-            thread.join(WAIT)
-        for conn in self._held:
-            conn.close()
-        self._listener.close()
-
-
-def _requests_of(conn: socket.socket) -> Iterator[bytes]:
-    """The request lines arriving on ``conn`` (bodies aside: GETs only)."""
-    buffer = b""
-    while True:
-        while b"\r\n\r\n" not in buffer:
-            data = conn.recv(65536)
-            if not data:
-                return
-            buffer += data
-        head, _, buffer = buffer.partition(b"\r\n\r\n")
-        yield head.split(b"\r\n", 1)[0]
-
-
 @needs_send_event
 @pytest.mark.parametrize("transport", list(TRANSPORTS))
 @pytest.mark.parametrize("then", ["hanging-connect", "silent-head", "interim-then-silence"])
@@ -318,8 +224,8 @@ def test_close_is_prompt_after_a_redirect_or_an_interim_head_through_a_foreign_p
 ) -> None:
     # The redirect's connection closes, and its descriptor number is often
     # the next connection's; after an interim head the final one is awaited.
-    def silent(conn: socket.socket) -> None:
-        for line in _requests_of(conn):
+    def silent(conn: socket.socket, _number: int) -> None:
+        for line in request_lines(conn):
             if then == "interim-then-silence" and line.startswith(b"GET /s "):
                 conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
             elif line.startswith(b"GET /r "):
@@ -330,15 +236,12 @@ def test_close_is_prompt_after_a_redirect_or_an_interim_head_through_a_foreign_p
                 )
                 return
 
-    server = _Scripted(silent)
     path = "/s" if then == "interim-then-silence" else "/r"
-    source = EventSource(server.base + path, timeout=TIMEOUT, **TRANSPORTS[transport]())
-    try:
+    with ScriptedServer(silent) as server:
+        source = EventSource(server.base + path, timeout=TIMEOUT, **TRANSPORTS[transport]())
         source.start()
         time.sleep(0.5)  # past the redirect or the interim head, into the wait
         close_promptly(source)
-    finally:
-        server.close()
 
 
 @needs_send_event
@@ -357,8 +260,8 @@ def test_the_end_of_a_reused_body_leaves_its_pooled_connection_to_others() -> No
     # event's handler still runs; a reconnect() then must not reach it.
     body = b"data: last\n\n"
 
-    def answer(conn: socket.socket) -> None:
-        for line in _requests_of(conn):
+    def answer(conn: socket.socket, _number: int) -> None:
+        for line in request_lines(conn):
             if line.startswith(b"GET /s "):
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -368,7 +271,6 @@ def test_the_end_of_a_reused_body_leaves_its_pooled_connection_to_others() -> No
                 time.sleep(0.5)
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
-    server = _Scripted(answer)
     pool = build_pool_manager(maxsize=4)  # ours, shared as an SSEClient's is
     in_handler, go_on = threading.Event(), threading.Event()
     answers: list[bytes] = []
@@ -378,23 +280,23 @@ def test_the_end_of_a_reused_body_leaves_its_pooled_connection_to_others() -> No
             in_handler.set()
             go_on.wait(WAIT)
 
-    source = EventSource(server.base + "/s", keep_connection=True, pool_manager=pool)
-    source.on("message", last)
-    try:
-        source.start()
-        assert in_handler.wait(WAIT)
-        asking = threading.Thread(
-            target=lambda: answers.append(
-                pool.request("GET", server.base + "/slow", retries=False).data
+    with ScriptedServer(answer) as server:
+        source = EventSource(server.base + "/s", keep_connection=True, pool_manager=pool)
+        source.on("message", last)
+        try:
+            source.start()
+            assert in_handler.wait(WAIT)
+            asking = threading.Thread(
+                target=lambda: answers.append(
+                    pool.request("GET", server.base + "/slow", retries=False).data
+                )
             )
-        )
-        asking.start()
-        time.sleep(0.2)  # the other request waits on the pooled connection
-        source.reconnect()
-        go_on.set()
-        asking.join(WAIT)
-    finally:
-        go_on.set()
-        source.close()
-        server.close()
+            asking.start()
+            time.sleep(0.2)  # the other request waits on the pooled connection
+            source.reconnect()
+            go_on.set()
+            asking.join(WAIT)
+        finally:
+            go_on.set()
+            source.close()
     assert answers == [b"ok"]

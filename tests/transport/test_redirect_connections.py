@@ -21,63 +21,34 @@ import pytest
 import requests
 
 from ssesync import EventSource
-from tests.helpers import WAIT
+from tests.helpers import WAIT, ScriptedServer, request_lines
 
 EVENT = b"data: hello\n\n"
 
 
-class RedirectingServer:
+class RedirectingServer(ScriptedServer):
     """``/start`` redirects to ``/sse`` on a kept-open connection; logs (connection, request)."""
 
     def __init__(self, redirect_body: str) -> None:
+        super().__init__(self._converse)
         self.redirect_body = redirect_body
         self.requests: list[tuple[int, str]] = []
         self.release = threading.Event()  # ends a held redirect body
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._sockets: list[socket.socket] = []
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/start"
+        return self.base + "/start"
 
-    def serve(self) -> None:
-        number = 0
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            number += 1
-            self._sockets.append(conn)
-            thread = threading.Thread(target=self._answer, args=(conn, number), daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def _answer(self, conn: socket.socket, number: int) -> None:
-        conn.settimeout(WAIT)
-        buffer = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(4096)
-                    if not data:
-                        return
-                    buffer += data
-                head, buffer = buffer.split(b"\r\n\r\n", 1)
-                line = head.split(b"\r\n", 1)[0].decode()
-                self.requests.append((number, line))
-                if line.startswith("GET /start"):
-                    self._redirect(conn)
-                else:
-                    conn.sendall(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                        b"Content-Length: %d\r\n\r\n%s" % (len(EVENT), EVENT)
-                    )
-        except OSError:
-            return
+    def _converse(self, conn: socket.socket, number: int) -> None:
+        for line in request_lines(conn):
+            self.requests.append((number, line.decode()))
+            if line.startswith(b"GET /start"):
+                self._redirect(conn)
+            else:
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(EVENT), EVENT)
+                )
 
     def _redirect(self, conn: socket.socket) -> None:
         head = b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /sse\r\n"
@@ -88,30 +59,15 @@ class RedirectingServer:
             self.release.wait(WAIT)
             conn.sendall(b"0\r\n\r\n")
 
-    def __enter__(self) -> RedirectingServer:
-        thread = threading.Thread(target=self.serve, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-        return self
-
     def __exit__(self, *exc_info: object) -> None:
         self.release.set()
-        self._stop.set()
-        for sock in self._sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for thread in self._threads:
-            thread.join(WAIT)
-        for sock in self._sockets:
-            sock.close()
-        self._listener.close()
+        super().__exit__(*exc_info)
 
 
 @pytest.fixture(params=["empty", "held"])
 def redirecting(request: pytest.FixtureRequest) -> Iterator[RedirectingServer]:
-    with RedirectingServer(request.param) as server:
+    server = RedirectingServer(request.param)
+    with server:
         yield server
 
 
