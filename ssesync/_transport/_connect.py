@@ -17,7 +17,6 @@ the send (``_watch.sockets_watched``, docs/guide/transports.rst).
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import ssl
@@ -36,8 +35,6 @@ from ._errors import redact_text, redact_url, url_secrets
 from ._pool_queue import LightQueue
 from ._protocol import Stream
 from ._response import _FinalResponse
-
-log = logging.getLogger("ssesync")
 
 __all__ = [
     "Attempt", "build_pool_manager", "connect_failure", "duplicate_socket", "proxy_settings",
