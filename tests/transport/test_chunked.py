@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssesync._transport._chunked import MAX_SIZE_LINE, ChunkedDecoder, ChunkedEncodingError
+from ssesync._transport._chunked import (
+    MAX_SIZE_LINE,
+    VIEW_MIN,
+    ChunkedDecoder,
+    ChunkedEncodingError,
+)
 
 
 def encode(chunks: list[bytes], styles: list[str]) -> bytes:
@@ -28,14 +33,23 @@ def encode(chunks: list[bytes], styles: list[str]) -> bytes:
 
 def decode(pieces: list[bytes]) -> tuple[bytes, bool]:
     decoder = ChunkedDecoder()
-    payload = b"".join(decoder.feed(piece) for piece in pieces)
-    return payload, decoder.done
+    payloads = [decoder.feed(piece) for piece in pieces]
+    # Bytes, never a view of the read: the parser and decoders take bytes.
+    assert all(type(payload) is bytes for payload in payloads)
+    return b"".join(payloads), decoder.done
 
 
 @st.composite
 def bodies(draw: st.DrawFn) -> tuple[list[bytes], bytes, list[bytes]]:
     """Chunks, their framing, and the framing cut into reads (one chunk per read, or anywhere)."""
-    chunks = draw(st.lists(st.binary(min_size=1, max_size=40), max_size=8))
+    # Small chunks, and chunks around VIEW_MIN, which the decoder holds as
+    # views of the read rather than slices until it joins them.
+    big = st.builds(
+        lambda pattern, size: (pattern * size)[:size],
+        st.binary(min_size=1, max_size=4),
+        st.integers(VIEW_MIN - 2, VIEW_MIN + 700),
+    )
+    chunks = draw(st.lists(st.one_of(st.binary(min_size=1, max_size=40), big), max_size=8))
     styles = draw(
         st.lists(
             st.sampled_from(["plain", "upper", "zeros", "extension"]),
