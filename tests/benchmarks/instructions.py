@@ -13,9 +13,17 @@ the connection cancel out, what is left is the cost of one event. It is a
 measure of CPU work (memory bandwidth and system calls weigh less than in
 wall time), printed with the same ratios as the throughput summary.
 
+For the thread-per-source workloads (``--only concurrent,concurrent2000``)
+the unit is a source instead: the run with all the workload's sources less
+the same run with one, divided by the sources added. That is a connection,
+a thread and the source's events; what it measures is the work done, not
+how long 2,000 threads waited for the GIL, which swings the wall-clock CPU
+of such runs by tens of percent from one run to the next (see
+docs/performance.rst).
+
 ``python -m tests.benchmarks.instructions`` (needs ``valgrind``; about a
-minute per client and cell; ``--only``, ``--bodies``, ``--clients`` as in
-the main benchmark).
+minute per client and cell, two to three for ``concurrent2000``;
+``--only``, ``--bodies``, ``--clients`` as in the main benchmark).
 """
 
 from __future__ import annotations
@@ -35,9 +43,18 @@ DEFAULT_CLIENTS = "ssesync-iter,ssesync-callbacks,launchdarkly"
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
-def count(server: ServerProcess, workload: str, body: str, client: str, quick: bool) -> int:
-    """The instructions one client run takes, start-up included."""
+def count(
+    server: ServerProcess,
+    workload: str,
+    body: str,
+    client: str,
+    quick: bool,
+    sources: Optional[int] = None,
+) -> int:
+    """The instructions one client run takes, start-up included (``sources``: how many)."""
     spec, _, expected = client_spec(WORKLOADS[workload], body, client, quick, server)
+    if sources is not None:
+        spec["sources"] = expected["sources"] = sources
     done = subprocess.run(
         [
             "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
@@ -46,12 +63,28 @@ def count(server: ServerProcess, workload: str, body: str, client: str, quick: b
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    if result.get("count") != expected["count"] or result.get("crc") != expected["crc"]:
+    if WORKLOADS[workload].kind == "concurrent":
+        delivered = (
+            result.get("count") == spec["events"] * spec["sources"]
+            and result.get("sources_complete") == spec["sources"]
+        )
+    else:
+        delivered = (result.get("count"), result.get("crc")) == (expected["count"], expected["crc"])
+    if not delivered:
         raise RuntimeError(f"{client} on {workload}/{body}: {result}")
     found = _REFS.search(done.stderr)
     if found is None:
         raise RuntimeError(f"no instruction count from valgrind: {done.stderr[-300:]}")
     return int(found.group(1).replace(",", ""))
+
+
+def per_source(server: ServerProcess, workload: str, client: str) -> float:
+    """Instructions per started source: all the workload's sources less one, per source added."""
+    sources = WORKLOADS[workload].scaled(False)[1]
+    extra = count(server, workload, "chunked", client, False) - count(
+        server, workload, "chunked", client, False, sources=1
+    )
+    return extra / (sources - 1)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -69,6 +102,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     quick, full = ServerProcess(workloads, quick=True), ServerProcess(workloads, quick=False)
     try:
         for workload in workloads:
+            if WORKLOADS[workload].kind == "concurrent":
+                costs: dict[str, float] = {}
+                for client in clients:
+                    costs[client] = per_source(full, workload, client)
+                    print(f"  {workload} {client}: {costs[client]:,.0f} instructions per source",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                print(source_summary(workload, costs), flush=True)
+                continue
             events = full.expected[workload]["count"] - quick.expected[workload]["count"]
             for body in args.bodies.split(","):
                 per_event: dict[str, float] = {}
@@ -98,6 +139,17 @@ def summary(workload: str, body: str, per_event: dict[str, float]) -> str:
     callbacks = per_event.get("ssesync-callbacks")
     if iteration and callbacks:
         parts.append(f"callbacks ÷ iter {iteration / callbacks:.2f} (≥ 0.9)")
+    return "  ".join(parts)
+
+
+def source_summary(workload: str, per_source: dict[str, float]) -> str:
+    """One line: each client's instructions per source, and ssesync's ÷ launchdarkly's."""
+    parts = [f"{workload:<16}"]
+    parts += [f"{client} {cost:,.0f}" for client, cost in per_source.items()]
+    peer = per_source.get("launchdarkly")
+    for client in ("ssesync-iter", "ssesync-callbacks"):
+        if peer and client in per_source:
+            parts.append(f"{client} ÷ launchdarkly {per_source[client] / peer:.2f} (≤ 1)")
     return "  ".join(parts)
 
 
