@@ -293,8 +293,8 @@ class ScriptedServer:
         self._listener.close()
 
 
-def request_lines(conn: socket.socket) -> Iterator[bytes]:
-    """The request lines arriving on ``conn``, one per request head (GETs: no bodies)."""
+def request_heads(conn: socket.socket) -> Iterator[bytes]:
+    """The request heads arriving on ``conn``, without their blank line (GETs: no bodies)."""
     buffer = b""
     while True:
         while b"\r\n\r\n" not in buffer:
@@ -303,4 +303,10 @@ def request_lines(conn: socket.socket) -> Iterator[bytes]:
                 return
             buffer += data
         head, _, buffer = buffer.partition(b"\r\n\r\n")
+        yield head
+
+
+def request_lines(conn: socket.socket) -> Iterator[bytes]:
+    """The request lines arriving on ``conn``, one per request head."""
+    for head in request_heads(conn):
         yield head.split(b"\r\n", 1)[0]

@@ -27,6 +27,7 @@ from ssesync import (
 )
 from ssesync.testing import SSEServer, StreamConnection
 from tests.forward_proxy import ForwardProxy
+from tests.helpers import ScriptedServer, request_heads
 
 
 def openai_style(conn: StreamConnection) -> None:
@@ -218,52 +219,28 @@ def test_connect_answered_204_gives_a_finished_connection(sse_server: SSEServer)
 @pytest.fixture
 def keepalive_server() -> Iterator[tuple[str, list[str]]]:
     """A raw server answering several requests per connection with a finite stream."""
-    listener = socket.create_server(("127.0.0.1", 0))
     log: list[str] = []
-    stop = threading.Event()
 
-    def serve(conn: socket.socket, number: int) -> None:
-        buffer = b""
-        with conn:
-            while not stop.is_set():
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                log.append(f"connection {number}")
-                body = f"data: request {len(log)} on connection {number}\n\n".encode()
-                if b"connection: close" in head.lower():
-                    conn.sendall(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                        + b"Connection: close\r\n\r\n"
-                        + body
-                    )
-                    return
+    def answer(conn: socket.socket, number: int) -> None:
+        for head in request_heads(conn):
+            log.append(f"connection {number}")
+            body = f"data: request {len(log)} on connection {number}\n\n".encode()
+            if b"connection: close" in head.lower():
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + b"Connection: close\r\n\r\n"
                     + body
                 )
-
-    def accept() -> None:
-        number = 0
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
+                conn.shutdown(socket.SHUT_WR)  # the end of this body
                 return
-            number += 1
-            threading.Thread(target=serve, args=(conn, number), daemon=True).start()
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/s", log
-    stop.set()
-    listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-    listener.close()
-    thread.join(5)
+    with ScriptedServer(answer) as server:
+        yield f"{server.base}/s", log
 
 
 def test_keep_connection_reuses_the_socket(keepalive_server: tuple[str, list[str]]) -> None:

@@ -31,10 +31,12 @@ from ssesync.testing import SSEServer, StreamConnection
 from tests.helpers import (
     WAIT,
     Collector,
+    ScriptedServer,
     events_then_stall,
     fast,
     open_fds,
     reader_threads,
+    request_heads,
     settle,
 )
 
@@ -308,58 +310,30 @@ def reused_connection_server() -> Iterator[tuple[str, threading.Event]]:
 
     The stream sends one event, then a second once the returned event is set.
     """
-    listener = socket.create_server(("127.0.0.1", 0))
     gate = threading.Event()
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
 
-    def serve(conn: socket.socket) -> None:
-        buffer = b""
-        requests = 0
-        with conn:
-            while not stop.is_set():
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                _, _, buffer = buffer.partition(b"\r\n\r\n")
-                requests += 1
-                if requests == 1:
-                    body = b"data: finished\n\n"
-                    conn.sendall(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                        + b"Content-Length: %d\r\n\r\n" % len(body) + body
-                    )
-                    continue
+    def answer(conn: socket.socket, _number: int) -> None:
+        for requests, _ in enumerate(request_heads(conn), 1):
+            if requests == 1:
+                body = b"data: finished\n\n"
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                    b"Transfer-Encoding: chunked\r\n\r\n" + b"d\r\ndata: first\n\n\r\n"
+                    + b"Content-Length: %d\r\n\r\n" % len(body) + body
                 )
-                gate.wait(WAIT)
-                conn.sendall(b"e\r\ndata: second\n\n\r\n")
-                while not stop.is_set() and conn.recv(65536):
-                    pass
-                return
+                continue
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n" + b"d\r\ndata: first\n\n\r\n"
+            )
+            gate.wait(WAIT)
+            conn.sendall(b"e\r\ndata: second\n\n\r\n")
+            while conn.recv(65536):
+                pass
+            return
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            thread = threading.Thread(target=serve, args=(conn,), daemon=True)
-            threads.append(thread)
-            thread.start()
-
-    acceptor = threading.Thread(target=accept, daemon=True)
-    acceptor.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/s", gate
-    stop.set()
-    gate.set()
-    listener.shutdown(socket.SHUT_RDWR)
-    listener.close()
-    acceptor.join(5)
+    with ScriptedServer(answer) as server:
+        yield f"{server.base}/s", gate
+        gate.set()
 
 
 @pytest.mark.parametrize("how", ["close", "reconnect"])
